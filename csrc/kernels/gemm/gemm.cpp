@@ -1,0 +1,226 @@
+// GEMM driver: blocking, packing and threading shared by all micro-kernels.
+#include "kernels/gemm/gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "runtime/tensor.h"
+#include "runtime/thread_pool.h"
+
+namespace infopt {
+namespace gemm {
+
+const std::vector<const Variant*>& variants() {
+  static const std::vector<const Variant*> table = [] {
+    std::vector<const Variant*> t{&scalar_variant()};
+#if defined(INFOPT_HAVE_AVX2)
+    t.push_back(&avx2_variant());
+#endif
+    return t;
+  }();
+  return table;
+}
+
+const Variant& variant_for(Isa isa) {
+#if defined(INFOPT_HAVE_AVX2)
+  if (isa == Isa::Avx2) return avx2_variant();
+#endif
+  return scalar_variant();
+}
+
+Activation parse_activation(const std::string& op, const std::string& name, const std::vector<double>& params) {
+  Activation a;
+  auto need = [&](size_t n) {
+    if (params.size() < n) {
+      throw std::invalid_argument(op + ": attribute 'activation_params' needs " + std::to_string(n) +
+                                  " values for activation '" + name + "'");
+    }
+  };
+  if (name.empty() || name == "None" || name == "Identity") {
+    a.kind = Act::None;
+  } else if (name == "Relu") {
+    a.kind = Act::Relu;
+  } else if (name == "LeakyRelu") {
+    a.kind = Act::LeakyRelu;
+    a.p0 = params.empty() ? 0.01f : static_cast<float>(params[0]);
+  } else if (name == "Clip") {
+    need(2);
+    a.kind = Act::Clip;
+    a.p0 = static_cast<float>(params[0]);
+    a.p1 = static_cast<float>(params[1]);
+  } else if (name == "Sigmoid") {
+    a.kind = Act::Sigmoid;
+  } else if (name == "Tanh") {
+    a.kind = Act::Tanh;
+  } else if (name == "HardSigmoid") {
+    a.kind = Act::HardSigmoid;
+    a.p0 = params.size() > 0 ? static_cast<float>(params[0]) : 0.2f;
+    a.p1 = params.size() > 1 ? static_cast<float>(params[1]) : 0.5f;
+  } else if (name == "HardSwish") {
+    a.kind = Act::HardSwish;
+  } else if (name == "Gelu") {
+    a.kind = Act::Gelu;
+  } else {
+    throw std::invalid_argument(op + ": attribute 'activation' has unsupported value '" + name + "'");
+  }
+  return a;
+}
+
+namespace {
+
+// Ap: panels of mr rows, each stored k-major (kc x mr), zero-padded rows.
+void pack_a_block(const Matrix& A, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr, float* ap) {
+  for (int64_t ir = 0; ir < mc; ir += mr) {
+    const int64_t m = std::min<int64_t>(mr, mc - ir);
+    const float* src = A.p + (i0 + ir) * A.rs + k0 * A.cs;
+    if (A.rs == 1 && m == mr) {  // transposed A: the mr values of one k are contiguous
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(ap + k * mr, src + k * A.cs, sizeof(float) * mr);
+    } else {
+      for (int64_t k = 0; k < kc; ++k) {
+        float* dst = ap + k * mr;
+        int64_t i = 0;
+        for (; i < m; ++i) dst[i] = src[i * A.rs + k * A.cs];
+        for (; i < mr; ++i) dst[i] = 0.f;
+      }
+    }
+    ap += mr * kc;
+  }
+}
+
+// Bp: panels of nr columns, each stored k-major (kc x nr), zero-padded columns.
+void pack_b_block(const Matrix& B, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* bp) {
+  for (int64_t jr = 0; jr < nc; jr += nr) {
+    const int64_t n = std::min<int64_t>(nr, nc - jr);
+    const float* src = B.p + k0 * B.rs + (j0 + jr) * B.cs;
+    if (B.cs == 1 && n == nr) {
+      for (int64_t k = 0; k < kc; ++k) std::memcpy(bp + k * nr, src + k * B.rs, sizeof(float) * nr);
+    } else if (B.cs == 1) {
+      for (int64_t k = 0; k < kc; ++k) {
+        float* dst = bp + k * nr;
+        std::memcpy(dst, src + k * B.rs, sizeof(float) * n);
+        std::memset(dst + n, 0, sizeof(float) * (nr - n));
+      }
+    } else {
+      // Transposed B: walk each source column contiguously in k.
+      for (int64_t k = 0; k < kc; ++k) std::memset(bp + k * nr + n, 0, sizeof(float) * (nr - n));
+      for (int64_t j = 0; j < n; ++j) {
+        const float* col = src + j * B.cs;
+        for (int64_t k = 0; k < kc; ++k) bp[k * nr + j] = col[k * B.rs];
+      }
+    }
+    bp += nr * kc;
+  }
+}
+
+// Serial blocked GEMM on the C block rows [m0, m1) x cols [n0, n1).
+void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
+                const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed) {
+  const int mr = v.mr, nr = v.nr;
+  const int64_t MC = kMC / mr * mr, NC = kNC / nr * nr;
+  float* bp = scratch_floats(0, static_cast<size_t>(kKC * NC));
+  float* ap = packed ? nullptr : scratch_floats(1, static_cast<size_t>(kKC * MC));
+  alignas(64) float tile[16 * 16];
+
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = std::min(NC, n1 - jc);
+    for (int64_t pc = 0; pc < K; pc += kKC) {
+      const int64_t kc = std::min(kKC, K - pc);
+      const bool first = pc == 0, last = pc + kc >= K;
+      pack_b_block(B, pc, kc, jc, nc, nr, bp);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = std::min(MC, m1 - ic);
+        const float* apb;
+        if (packed) {
+          apb = packed->block(pc, ic, kc);
+        } else {
+          pack_a_block(A, ic, mc, pc, kc, mr, ap);
+          apb = ap;
+        }
+        for (int64_t jr = 0; jr < nc; jr += nr) {
+          const int64_t n = std::min<int64_t>(nr, nc - jr);
+          const float* bpp = bp + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += mr) {
+            const int64_t m = std::min<int64_t>(mr, mc - ir);
+            float* c = C + (ic + ir) * ldc + (jc + jr);
+            const float* app = apb + ir * kc;
+            if (m == mr && n == nr) {
+              v.ukernel(kc, app, bpp, c, ldc, !first);
+            } else {
+              // Edge tile: compute the full tile into scratch, copy the valid part.
+              if (!first) {
+                for (int64_t i = 0; i < m; ++i) std::memcpy(tile + i * nr, c + i * ldc, sizeof(float) * n);
+              }
+              v.ukernel(kc, app, bpp, tile, nr, !first);
+              for (int64_t i = 0; i < m; ++i) std::memcpy(c + i * ldc, tile + i * nr, sizeof(float) * n);
+            }
+            if (last) v.epilogue(c, ldc, m, n, ic + ir, jc + jr, ep);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A) {
+  PackedA p;
+  p.variant = &v;
+  p.M = M;
+  p.K = K;
+  p.Mpad = (M + v.mr - 1) / v.mr * v.mr;
+  p.data.assign(static_cast<size_t>(p.Mpad * K), 0.f);
+  for (int64_t pc = 0; pc < K; pc += kKC) {
+    const int64_t kc = std::min(kKC, K - pc);
+    pack_a_block(A, 0, M, pc, kc, v.mr, p.data.data() + pc * p.Mpad);
+  }
+  return p;
+}
+
+void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc,
+           const Epilogue& ep, ThreadPool* pool, const PackedA* packed) {
+  if (M <= 0 || N <= 0) return;
+  if (packed && (packed->variant != &v || packed->M != M || packed->K != K)) {
+    throw std::invalid_argument("sgemm: packed A does not match the variant or shape");
+  }
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(float) * N);
+    v.epilogue(C, ldc, M, N, 0, 0, ep);
+    return;
+  }
+  const int threads = pool ? pool->available() : 1;
+  const double flops = 2.0 * M * N * K;
+  if (threads <= 1 || flops < 2.0e6) {
+    gemm_block(v, 0, M, 0, N, K, A, B, C, ldc, ep, packed);
+    return;
+  }
+  // Split C into a tm x tn grid of near-square blocks, one per thread; each
+  // thread packs its own panels (duplicated packing is O(MK + KN)).
+  int best_tm = 1, best_tn = threads;
+  double best = 1e300;
+  for (int tm = 1; tm <= threads; ++tm) {
+    if (threads % tm) continue;
+    const int tn = threads / tm;
+    const double bm = std::ceil(static_cast<double>(M) / tm / v.mr) * v.mr;
+    const double bn = std::ceil(static_cast<double>(N) / tn / v.nr) * v.nr;
+    if ((tm > 1 && M < tm * v.mr) || (tn > 1 && N < tn * v.nr)) continue;
+    const double cost = bm * bn * (tm * tn) + (bm + bn) * 64.0;  // padding waste + packing
+    if (cost < best) best = cost, best_tm = tm, best_tn = tn;
+  }
+  const int tm = best_tm, tn = best_tn;
+  const int64_t bm = (M + tm - 1) / tm, bn = (N + tn - 1) / tn;
+  // Row blocks start at multiples of mr so pre-packed A panels line up.
+  const int64_t bm_al = (bm + v.mr - 1) / v.mr * v.mr;
+  const int64_t bn_al = (bn + v.nr - 1) / v.nr * v.nr;
+  pool->run_tasks(static_cast<int64_t>(tm) * tn, [&](int64_t t) {
+    const int64_t i = t / tn, j = t % tn;
+    const int64_t m0 = std::min(M, i * bm_al), m1 = std::min(M, (i + 1) * bm_al);
+    const int64_t n0 = std::min(N, j * bn_al), n1 = std::min(N, (j + 1) * bn_al);
+    if (m0 < m1 && n0 < n1) gemm_block(v, m0, m1, n0, n1, K, A, B, C, ldc, ep, packed);
+  });
+}
+
+}  // namespace gemm
+}  // namespace infopt

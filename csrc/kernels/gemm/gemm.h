@@ -1,0 +1,96 @@
+// Single-precision GEMM: packed, cache-blocked (MC/KC/NC), with a register-
+// tile micro-kernel per ISA and an epilogue fused into the write-back.
+//
+//   C(i,j) = act(alpha * sum_k A(i,k) B(k,j) + bias.scale * bias(i,j) + residual(i,j))
+//
+// Matrices are described by element strides, so transposed operands and
+// broadcast addends (stride 0) need no copies.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cpu_features.h"
+
+namespace infopt {
+class ThreadPool;
+
+namespace gemm {
+
+enum class Act : int { None, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu };
+
+struct Activation {
+  Act kind = Act::None;
+  float p0 = 0.f, p1 = 0.f;  // LeakyRelu alpha; Clip min,max; HardSigmoid alpha,beta
+};
+
+// Parses the `activation` / `activation_params` attributes of infopt fused ops.
+// Throws std::invalid_argument naming `op` on an unknown name or bad params.
+Activation parse_activation(const std::string& op, const std::string& name, const std::vector<double>& params);
+
+struct Addend {
+  const float* ptr = nullptr;  // element (i,j) at ptr[i*rs + j*cs]; null = absent
+  int64_t rs = 0, cs = 0;
+  float scale = 1.f;
+};
+
+struct Epilogue {
+  float alpha = 1.f;
+  Addend bias;
+  Addend residual;
+  Activation act;
+};
+
+struct Matrix {
+  const float* p;
+  int64_t rs, cs;  // element (i,j) at p[i*rs + j*cs]
+};
+
+// Micro-kernel: C[0:mr, 0:nr] (=|+=) Ap(mr x kc, packed) * Bp(kc x nr, packed).
+using UKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate);
+// Applies the epilogue to the m x n block of C at (i0, j0) of the full matrix.
+using EpilogueFn = void (*)(float* c, int64_t ldc, int64_t m, int64_t n, int64_t i0, int64_t j0,
+                            const Epilogue& ep);
+// Applies only the activation to n contiguous floats.
+using ActivationFn = void (*)(float* x, int64_t n, const Activation& act);
+
+struct Variant {
+  const char* name;
+  Isa isa;
+  int mr, nr;
+  UKernel ukernel;
+  EpilogueFn epilogue;
+  ActivationFn activation;
+};
+
+// Every compiled-in variant (dispatch, tests and benchmarks use this table).
+const std::vector<const Variant*>& variants();
+const Variant& variant_for(Isa isa);
+
+constexpr int64_t kKC = 256;
+constexpr int64_t kMC = 144;   // multiple of every mr (4, 6)
+constexpr int64_t kNC = 4096;  // multiple of every nr (8, 16)
+
+// A packed once for repeated use (constant weights): panels of mr rows per KC block.
+struct PackedA {
+  const Variant* variant = nullptr;
+  int64_t M = 0, K = 0, Mpad = 0;
+  std::vector<float> data;
+  const float* block(int64_t pc, int64_t ic, int64_t kc) const { return data.data() + pc * Mpad + ic * kc; }
+};
+
+PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A);
+
+// C is M x N with row stride ldc. `pool` may be null (serial). `packed`, when
+// given, replaces A and must come from pack_a with the same variant.
+void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc,
+           const Epilogue& ep, ThreadPool* pool, const PackedA* packed = nullptr);
+
+// Variants defined in the per-ISA files.
+const Variant& scalar_variant();
+#if defined(INFOPT_HAVE_AVX2)
+const Variant& avx2_variant();
+#endif
+
+}  // namespace gemm
+}  // namespace infopt

@@ -1,0 +1,109 @@
+// A Program is a list of steps over numbered values, run many times.
+// Native steps run C++ kernels; host steps call back into Python (see
+// py_step.h). Plans (buffer shapes and arena offsets) are cached per
+// signature of feed dtypes and shapes.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "cpu_features.h"
+#include "kernels/kernel.h"
+#include "runtime/tensor.h"
+#include "runtime/thread_pool.h"
+
+namespace infopt {
+
+// A step implemented outside the native kernels (the Python fallback).
+class HostStep {
+ public:
+  virtual ~HostStep() = default;
+  // inputs[i] may be null (omitted); owners[i] keeps inputs[i]'s memory alive
+  // if the callee wants to retain a view. Must fill one tensor and one owner
+  // per output; the output memory must not alias any input.
+  virtual void call(const std::vector<const Tensor*>& inputs, const std::vector<std::shared_ptr<void>>& owners,
+                    std::vector<Tensor>& outputs, std::vector<std::shared_ptr<void>>& output_owners) = 0;
+};
+
+struct RunOutput {
+  Tensor tensor;
+  std::unique_ptr<AlignedBuffer> buffer;  // owns tensor.data; hand it to the caller
+};
+
+struct ProfileEntry {
+  std::string label, op;
+  double seconds;
+  int64_t calls;
+};
+
+struct PlanInfo {
+  std::vector<Shape> feed_shapes;
+  size_t arena_bytes = 0;     // planned arena size (with reuse)
+  size_t unshared_bytes = 0;  // sum of the same buffers without reuse
+  int64_t arena_values = 0;   // values placed in the arena
+};
+
+class Program {
+ public:
+  explicit Program(int num_threads = 0, Isa isa = default_isa());
+  ~Program();
+
+  int add_value(const std::string& name);
+  void set_constant(int vid, Tensor t);  // copies
+  void add_native_step(const std::string& op, const std::vector<int>& inputs, const std::vector<int>& outputs,
+                       const Attrs& attrs, const std::string& label);
+  void add_host_step(std::unique_ptr<HostStep> step, const std::vector<int>& inputs,
+                     const std::vector<int>& outputs, const std::string& label);
+  void set_io(const std::vector<int>& inputs, const std::vector<int>& outputs);
+
+  // feeds[i] is read in place; feed_owners[i] (may be null) keeps it alive
+  // for host steps that retain views. Thread-safe.
+  std::vector<RunOutput> run(const std::vector<Tensor>& feeds, const std::vector<std::shared_ptr<void>>& feed_owners);
+
+  int64_t step_count() const { return static_cast<int64_t>(steps_.size()); }
+  int64_t native_step_count() const;
+  int64_t value_count() const { return static_cast<int64_t>(values_.size()); }
+  int num_threads() const { return pool_.size(); }
+  Isa isa() const { return isa_; }
+
+  void set_profiling(bool on) { profiling_.store(on); }
+  std::vector<ProfileEntry> profile() const;
+  void reset_profile();
+  std::vector<PlanInfo> plans() const;
+
+ private:
+  struct Value;
+  struct Step;
+  struct Plan;
+  struct RunState;
+  class NativeIO;
+
+  void invalidate();
+  void finalize_locked();
+  std::shared_ptr<const Plan> build_plan(const RunState& st, const std::vector<Tensor>& feeds) const;
+  void execute(RunState& st) const;
+  void run_host_step(const Step& s, RunState& st) const;
+
+  Isa isa_;
+  mutable ThreadPool pool_;
+  std::vector<Value> values_;
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::vector<int> inputs_, outputs_;
+  bool io_set_ = false;
+
+  // Derived once by finalize_locked().
+  mutable std::mutex mu_;
+  bool finalized_ = false;
+  std::vector<int> base_;       // value -> value that owns the buffer (views follow inputs)
+  std::vector<int64_t> last_use_;  // base value -> last step index reading it (n = end of run)
+  std::vector<int> producer_;   // value -> step index, -1 for feeds/constants
+  std::vector<bool> is_output_;
+  std::map<std::vector<int64_t>, std::shared_ptr<const Plan>> plans_;
+  std::atomic<bool> profiling_{false};
+};
+
+}  // namespace infopt

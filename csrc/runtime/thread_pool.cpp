@@ -1,0 +1,104 @@
+#include "runtime/thread_pool.h"
+
+#include <algorithm>
+
+namespace infopt {
+namespace {
+thread_local bool t_inside_pool = false;
+}
+
+ThreadPool::ThreadPool(int num_threads) {
+  if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  size_ = num_threads;
+  for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+int ThreadPool::available() const { return t_inside_pool ? 1 : size_; }
+
+void ThreadPool::work_on(Job& job) {
+  const bool was_inside = t_inside_pool;
+  t_inside_pool = true;
+  for (;;) {
+    int64_t t = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (t >= job.ntasks) break;
+    try {
+      (*job.fn)(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(job.error_mu);
+      if (!job.error) job.error = std::current_exception();
+    }
+    job.done.fetch_add(1, std::memory_order_acq_rel);
+  }
+  t_inside_pool = was_inside;
+}
+
+void ThreadPool::worker_loop() {
+  uint64_t seen = 0;
+  for (;;) {
+    Job* job = nullptr;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      job = current_;
+      // Registered under mu_: the owner clears current_ under mu_ and then
+      // waits for users to drop to zero before the Job leaves its stack.
+      if (job) job->users.fetch_add(1, std::memory_order_acq_rel);
+    }
+    if (!job) continue;
+    work_on(*job);
+    job->users.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::run_tasks(int64_t ntasks, const std::function<void(int64_t)>& fn) {
+  if (ntasks <= 0) return;
+  std::unique_lock<std::mutex> own(busy_, std::defer_lock);
+  if (ntasks == 1 || size_ == 1 || t_inside_pool || !own.try_lock()) {
+    for (int64_t t = 0; t < ntasks; ++t) fn(t);
+    return;
+  }
+  Job job;
+  job.fn = &fn;
+  job.ntasks = ntasks;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    current_ = &job;
+    ++generation_;
+  }
+  wake_.notify_all();
+  work_on(job);
+  while (job.done.load(std::memory_order_acquire) < ntasks) std::this_thread::yield();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    current_ = nullptr;
+  }
+  while (job.users.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  own.unlock();
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  int64_t chunks = std::min<int64_t>((n + grain - 1) / grain, static_cast<int64_t>(available()) * 4);
+  if (chunks <= 1) {
+    fn(0, n);
+    return;
+  }
+  int64_t step = (n + chunks - 1) / chunks;
+  chunks = (n + step - 1) / step;
+  run_tasks(chunks, [&](int64_t c) { fn(c * step, std::min(n, (c + 1) * step)); });
+}
+
+}  // namespace infopt

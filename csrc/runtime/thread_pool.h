@@ -1,0 +1,61 @@
+// A small fork-join pool owned by one Program. The calling thread takes part
+// in the work. Nested calls and calls made while another thread holds the
+// pool run serially in the caller, so concurrent run()s never oversubscribe
+// the cores and can never deadlock.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace infopt {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int num_threads);  // <= 0: hardware concurrency
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return size_; }
+
+  // Runs fn(t) for every t in [0, ntasks), spread over the pool with dynamic
+  // task claiming. Rethrows the first exception after all tasks finished.
+  void run_tasks(int64_t ntasks, const std::function<void(int64_t)>& fn);
+
+  // Splits [0, n) into at most size() * 4 chunks of at least `grain` items.
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
+
+  // Threads a kernel may plan for right now (1 inside a pool task).
+  int available() const;
+
+ private:
+  struct Job {
+    const std::function<void(int64_t)>* fn = nullptr;
+    int64_t ntasks = 0;
+    std::atomic<int64_t> next{0};
+    std::atomic<int64_t> done{0};
+    std::atomic<int> users{0};  // workers currently holding a pointer to this job
+    std::mutex error_mu;
+    std::exception_ptr error;
+  };
+
+  void worker_loop();
+  static void work_on(Job& job);
+
+  int size_;
+  std::vector<std::thread> workers_;
+  std::mutex busy_;  // held by the thread that owns the current job
+
+  std::mutex mu_;  // guards current_, generation_, stop_
+  std::condition_variable wake_;
+  Job* current_ = nullptr;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace infopt

@@ -1,0 +1,30 @@
+"""Dead-code elimination: drop nodes whose outputs nobody reads and unused initializers.
+
+Identity relied on: a node without side effects whose outputs reach no graph output can be
+removed. Refuses nothing; graph inputs (even unused ones) are kept because they are the model's
+interface, except IR v3 style inputs that only exist to override an initializer nobody reads.
+"""
+
+from __future__ import annotations
+
+from ..ir import Model
+from .base import Pass, PassResult, walk_graphs
+
+
+class EliminateDeadCode(Pass):
+    name = "eliminate_dead_code"
+    description = "remove nodes and initializers that no output depends on"
+
+    def run(self, model: Model) -> PassResult:
+        nodes_removed = inits_removed = 0
+        for graph in walk_graphs(model.graph):
+            for node in reversed(list(graph.nodes)):
+                if all(not out.uses and not graph.is_graph_output(out) for out in node.outputs):
+                    graph.remove_node(node)
+                    nodes_removed += 1
+            for name, value in list(graph.initializers.items()):
+                if not value.uses and not graph.is_graph_output(value):
+                    graph.remove_initializer(name)
+                    inits_removed += 1
+        stats = {"nodes_removed": nodes_removed, "initializers_removed": inits_removed}
+        return PassResult(model, bool(nodes_removed or inits_removed), stats)

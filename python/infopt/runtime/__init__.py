@@ -1,0 +1,1 @@
+"""infopt's runtime: InferenceSession over the native CPU executor."""

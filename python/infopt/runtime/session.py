@@ -1,0 +1,205 @@
+"""``infopt.InferenceSession``: the onnxruntime surface over infopt's own executor.
+
+The session imports the model, builds a native plan (``runtime.cpu``) and validates every feed
+before it reaches C++: unknown or missing names, wrong dtype, wrong rank or static dim are
+reported as InputError naming the input. It never calls onnxruntime.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from onnx import TensorProto
+
+from ..errors import InputError
+from ..ir import Model, Value, load, to_numpy_dtype
+from ..ir.serde import ModelSource
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+@dataclass
+class NodeArg:
+    """Describes an input or output, as onnxruntime's NodeArg does."""
+
+    name: str
+    type: str
+    shape: list[int | str | None]
+
+
+class SessionOptions:
+    def __init__(self) -> None:
+        self.intra_op_num_threads = 0  # 0: all cores
+        self.inter_op_num_threads = 0
+        self.log_severity_level = 2
+        self.enable_profiling = False
+
+
+def _type_string(value: Value) -> str:
+    if value.dtype is None:
+        return "unknown"
+    name = TensorProto.DataType.Name(value.dtype).lower()
+    return {"float": "tensor(float)", "double": "tensor(double)"}.get(name, f"tensor({name})")
+
+
+def _node_arg(value: Value) -> NodeArg:
+    return NodeArg(value.name, _type_string(value), list(value.shape or []))
+
+
+class InferenceSession:
+    """Run an ONNX or ``.opt`` model: ``InferenceSession(path | bytes | ModelProto | ir.Model)``."""
+
+    def __init__(self, model: ModelSource | Model, sess_options: SessionOptions | None = None,
+                 providers: list[str | tuple[str, dict]] | None = None, **kwargs: Any):
+        self._options = sess_options or SessionOptions()
+        self._providers = _select_providers(providers)
+        self._model = model if isinstance(model, Model) else load(model)
+        graph = self._model.graph
+        from ..ir.serde import infer_types
+
+        if any(v.dtype is None for n in graph.nodes for v in n.outputs if v.name):
+            infer_types(self._model)
+        self._inputs = [v for v in graph.inputs]
+        self._required = [v for v in graph.inputs if v.name not in graph.initializers]
+        self._by_name = {v.name: v for v in graph.inputs}
+        self._plans: dict[frozenset[str], Any] = {}
+        self._lock = threading.Lock()
+        self._threads = int(self._options.intra_op_num_threads or 0)
+        self._plan_for(frozenset())
+
+    # --- onnxruntime surface -------------------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        return [_node_arg(v) for v in self._required]
+
+    def get_overridable_initializers(self) -> list[NodeArg]:
+        return [_node_arg(v) for v in self._inputs if v.name in self._model.graph.initializers]
+
+    def get_outputs(self) -> list[NodeArg]:
+        return [_node_arg(v) for v in self._model.graph.outputs]
+
+    def get_providers(self) -> list[str]:
+        return list(self._providers)
+
+    def get_modelmeta(self) -> dict[str, str]:
+        return dict(self._model.metadata_props)
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any],
+            run_options: Any = None) -> list[np.ndarray]:
+        if not isinstance(input_feed, dict):
+            raise InputError("input_feed must be a dict of input name -> array")
+        overrides = frozenset(n for n in input_feed if n in self._model.graph.initializers)
+        plan = self._plan_for(overrides)
+        arrays = [self._check_feed(name, input_feed) for name in plan.input_names]
+        unknown = set(input_feed) - set(self._by_name)
+        if unknown:
+            names = ", ".join(sorted(v.name for v in self._required))
+            raise InputError(f"unknown input '{sorted(unknown)[0]}'; model inputs are: {names}")
+        self._check_symbolic_dims(plan.input_names, arrays)
+        outputs = plan.program.run(arrays)
+        if output_names is None:
+            return list(outputs)
+        index = {name: i for i, name in enumerate(plan.output_names)}
+        result = []
+        for name in output_names:
+            if name not in index:
+                raise InputError(f"unknown output '{name}'; model outputs are: "
+                                 f"{', '.join(plan.output_names)}")
+            result.append(outputs[index[name]])
+        return result
+
+    # --- introspection -------------------------------------------------------------------------
+    @property
+    def fallback_ops(self) -> dict[str, int]:
+        """Ops (and counts) that run through the reference-evaluator fallback."""
+        return dict(self._plan_for(frozenset()).fallback_ops)
+
+    @property
+    def fallback_reasons(self) -> dict[str, str]:
+        return dict(self._plan_for(frozenset()).fallback_reasons)
+
+    @property
+    def native_ops(self) -> dict[str, int]:
+        return dict(self._plan_for(frozenset()).native_ops)
+
+    @property
+    def program(self):
+        return self._plan_for(frozenset()).program
+
+    # --- internals -----------------------------------------------------------------------------
+    def _plan_for(self, overrides: frozenset[str]):
+        with self._lock:
+            plan = self._plans.get(overrides)
+            if plan is None:
+                from .cpu import build_plan
+
+                plan = build_plan(self._model, self._threads, frozen_defaults=not overrides)
+                self._plans[overrides] = plan
+            return plan
+
+    def _check_feed(self, name: str, feeds: dict[str, Any]) -> np.ndarray:
+        value = self._by_name[name]
+        if name not in feeds:
+            if name in self._model.graph.initializers:
+                return np.ascontiguousarray(self._model.graph.initializers[name].const.numpy())
+            raise InputError(f"missing input '{name}'")
+        array = feeds[name]
+        if not isinstance(array, np.ndarray):
+            try:
+                array = np.asarray(array)
+            except Exception:
+                raise InputError(f"input '{name}' is not an array") from None
+        if value.dtype is not None:
+            want = to_numpy_dtype(value.dtype)
+            if array.dtype != want:
+                raise InputError(
+                    f"input '{name}' has dtype {array.dtype}, the model expects {want} "
+                    f"({_type_string(value)})"
+                )
+        if value.shape is not None:
+            if array.ndim != len(value.shape):
+                raise InputError(
+                    f"input '{name}' has rank {array.ndim} (shape {list(array.shape)}), the "
+                    f"model expects rank {len(value.shape)} ({list(value.shape)})"
+                )
+            for axis, (got, want_dim) in enumerate(zip(array.shape, value.shape, strict=True)):
+                if isinstance(want_dim, int) and got != want_dim:
+                    raise InputError(
+                        f"input '{name}' has shape {list(array.shape)}, the model expects "
+                        f"{list(value.shape)} (dim {axis} must be {want_dim})"
+                    )
+        return np.ascontiguousarray(array)
+
+    def _check_symbolic_dims(self, names: list[str], arrays: list[np.ndarray]) -> None:
+        bound: dict[str, tuple[int, str]] = {}
+        for name, array in zip(names, arrays, strict=True):
+            shape = self._by_name[name].shape or ()
+            for got, dim in zip(array.shape, shape, strict=False):
+                if isinstance(dim, str):
+                    if dim in bound and bound[dim][0] != got:
+                        raise InputError(
+                            f"input '{name}' gives dim '{dim}' = {got}, but input "
+                            f"'{bound[dim][1]}' gave {bound[dim][0]}"
+                        )
+                    bound.setdefault(dim, (got, name))
+
+
+def _select_providers(providers) -> list[str]:
+    names = [p[0] if isinstance(p, tuple) else p for p in (providers or [CPU])]
+    for name in names:
+        if name not in (CPU, CUDA):
+            raise InputError(f"unknown execution provider '{name}'; use {CPU} or {CUDA}")
+    if CUDA in names:
+        raise InputError(
+            "CUDAExecutionProvider is not available: infopt's GPU runtime needs torch, triton and "
+            "an NVIDIA GPU, and none was found"
+        )
+    return names
+
+
+def default_threads() -> int:
+    return os.cpu_count() or 1

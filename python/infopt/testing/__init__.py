@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks: random feeds, numeric comparison, the model zoo."""
