@@ -31,7 +31,7 @@ class HostStep {
 
 struct RunOutput {
   Tensor tensor;
-  std::unique_ptr<AlignedBuffer> buffer;  // owns tensor.data; hand it to the caller
+  std::shared_ptr<AlignedBuffer> buffer;  // owns tensor.data; hand it to the caller
 };
 
 struct ProfileEntry {
@@ -45,6 +45,7 @@ struct PlanInfo {
   size_t arena_bytes = 0;     // planned arena size (with reuse)
   size_t unshared_bytes = 0;  // sum of the same buffers without reuse
   int64_t arena_values = 0;   // values placed in the arena
+  int64_t sequence = 0;       // creation order among this Program's plans
 };
 
 class Program {
@@ -76,7 +77,13 @@ class Program {
   std::vector<PlanInfo> plans() const;
 
  private:
-  struct Value;
+  struct Value {
+    std::string name;
+    bool is_feed = false;
+    bool is_const = false;
+    std::shared_ptr<AlignedBuffer> const_buf;
+    Tensor const_tensor;
+  };
   struct Step;
   struct Plan;
   struct RunState;
@@ -104,6 +111,7 @@ class Program {
   std::vector<bool> is_output_;
   std::map<std::vector<int64_t>, std::shared_ptr<const Plan>> plans_;
   std::atomic<bool> profiling_{false};
+  mutable std::atomic<int64_t> plan_seq_{0};
 };
 
 }  // namespace infopt

@@ -359,7 +359,9 @@ def function_from_proto(proto: FunctionProto) -> Function:
 
 
 # ================================================================================== export =====
-def model_to_proto(model: Model) -> ModelProto:
+def model_to_proto(model: Model, declare_tensors_above: int | None = None) -> ModelProto:
+    """``declare_tensors_above``: initializers with more elements are left out and declared as
+    graph inputs of their type instead (for analyses that need types, not data)."""
     proto = ModelProto(
         ir_version=model.ir_version,
         producer_name=model.producer_name,
@@ -372,7 +374,7 @@ def model_to_proto(model: Model) -> ModelProto:
         proto.opset_import.add(domain=domain, version=version)
     for key, value in model.metadata_props.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.graph.CopyFrom(graph_to_proto(model.graph))
+    proto.graph.CopyFrom(graph_to_proto(model.graph, declare_tensors_above))
     for fn in model.functions:
         proto.functions.append(function_to_proto(fn))
     for field, items in model.extra_payload.items():
@@ -416,13 +418,20 @@ def _value_info(value: Value) -> onnx.ValueInfoProto:
     return info
 
 
-def graph_to_proto(graph: Graph) -> GraphProto:
+def graph_to_proto(graph: Graph, declare_tensors_above: int | None = None) -> GraphProto:
     proto = GraphProto(name=graph.name, doc_string=graph.doc_string)
     for key, v in graph.metadata.items():
         proto.metadata_props.add(key=key, value=v)
     proto.input.extend(_value_info(v) for v in graph.inputs)
+    declared = {v.name for v in graph.inputs}
     for name, value in graph.initializers.items():
-        proto.initializer.append(tensor_to_proto(value.const, name))  # type: ignore[arg-type]
+        const = value.const
+        if declare_tensors_above is not None and const.size > declare_tensors_above:
+            if name not in declared:
+                proto.input.append(onnx.helper.make_tensor_value_info(
+                    name, const.dtype, list(const.shape)))
+            continue
+        proto.initializer.append(tensor_to_proto(const, name))  # type: ignore[arg-type]
     for field, items in graph.extra_payload.items():
         getattr(proto, field).extend(items)
     proto.node.extend(_node_to_proto(n) for n in graph.nodes)
@@ -586,20 +595,9 @@ def node_model_proto(node: Node, model: Model, input_values: list[Value | None],
 def infer_types(model: Model) -> int:
     """Run ONNX shape inference and record dtypes and shapes on the IR's values (main graph).
     Returns how many values gained or changed type information."""
-    proto = model_to_proto(model)
     # large initializers only need their type for inference: declare them as inputs instead of
     # serializing their data (this keeps inference fast on 100 MB models)
-    small, large = [], []
-    for t in proto.graph.initializer:
-        (small if _tensor_size(t) <= 4096 else large).append(t)
-    if large:
-        declared = {i.name for i in proto.graph.input}
-        del proto.graph.initializer[:]
-        proto.graph.initializer.extend(small)
-        for t in large:
-            if t.name not in declared:
-                proto.graph.input.append(
-                    onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    proto = model_to_proto(model, declare_tensors_above=4096)
     try:
         inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
                                                      data_prop=True)
@@ -634,9 +632,3 @@ def inline_functions(model: Model) -> Model:
     proto.opset_import.extend(keep)
     return model_from_proto(proto)
 
-
-def _tensor_size(t: TensorProto) -> int:
-    size = 1
-    for d in t.dims:
-        size *= d
-    return size

@@ -53,13 +53,14 @@ def with_random_weights(path: str | os.PathLike, seed: int = 0) -> onnx.ModelPro
         name = node.output[0]
         if len(shape) >= 2:
             fan_in = int(np.prod(shape[1:])) if len(shape) > 2 else shape[-1]
-            array = rng.standard_normal(shape) * np.sqrt(1.0 / max(fan_in, 1))
+            array = rng.standard_normal(shape, dtype=np.float32)
+            array *= np.float32(np.sqrt(1.0 / max(fan_in, 1)))
         elif name.endswith(("_riv_0", "_var_0")) or "var" in name.rsplit("/", 1)[-1]:
             array = rng.uniform(0.5, 1.5, shape)
         elif name.endswith(("_s_0", "_scale_0")) or "scale" in name:
             array = rng.uniform(0.5, 1.5, shape)
         else:
-            array = rng.standard_normal(shape) * 0.1
+            array = rng.standard_normal(shape, dtype=np.float32) * np.float32(0.1)
         new_inits.append(numpy_helper.from_array(array.astype(np.float32), name))
     del graph.node[:]
     graph.node.extend(keep)
@@ -76,3 +77,21 @@ def with_random_weights(path: str | os.PathLike, seed: int = 0) -> onnx.ModelPro
         if not any(i.name == t.name for i in graph.input):
             graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, t.dims))
     return model
+
+
+def cache_dir() -> Path:
+    """Where generated models go (never into git): $INFOPT_CACHE or ~/.cache/infopt."""
+    root = Path(os.environ.get("INFOPT_CACHE", Path.home() / ".cache" / "infopt"))
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    return root / "models"
+
+
+def random_weight_model(name: str, seed: int = 0) -> Path:
+    """Path of the light model ``name`` with random weights, generated once into the cache."""
+    path = cache_dir() / f"{name}_random_seed{seed}.onnx"
+    if not path.exists():
+        model = with_random_weights(resolve(name), seed)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(model.SerializeToString())
+        os.replace(tmp, path)
+    return path

@@ -1,0 +1,163 @@
+// Softmax / LogSoftmax, BatchNormalization (inference) and LRN, float32.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "kernels/kernel.h"
+#include "runtime/thread_pool.h"
+
+namespace infopt {
+namespace {
+
+class SoftmaxKernel : public Kernel {
+ public:
+  SoftmaxKernel(const Attrs& a, bool log) : log_(log) {
+    a.allow({"axis", "legacy_coerce_2d"});
+    legacy_ = a.get_int("legacy_coerce_2d", 0) != 0;
+    axis_ = a.get_int("axis", legacy_ ? 1 : -1);
+  }
+  void run(StepIO& io) const override {
+    const Tensor& x = require_f32(io, 0, "input");
+    Tensor& y = io.output(0, DType::Float32, x.shape);
+    if (x.numel() == 0) return;
+    const int64_t r = x.ndim();
+    // The reduced block is [len] with stride `inner`; opset<13 coerces to 2-D
+    // at axis, i.e. reduces over all trailing dims at once (inner = 1).
+    const int64_t axis = r == 0 ? 0 : normalize_axis(axis_, r, log_ ? "LogSoftmax" : "Softmax");
+    int64_t outer = 1, len = 1, inner = 1;
+    for (int64_t d = 0; d < r; ++d) {
+      if (d < axis) outer *= x.dim(d);
+      else if (d == axis || legacy_) len *= x.dim(d);
+      else inner *= x.dim(d);
+    }
+    const float* xp = x.ptr<float>();
+    float* yp = y.ptr<float>();
+    const bool log = log_;
+    io.pool()->parallel_for(outer * inner, std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t o = t / inner, i = t % inner;
+        const float* src = xp + o * len * inner + i;
+        float* dst = yp + o * len * inner + i;
+        float mx = -std::numeric_limits<float>::infinity();
+        for (int64_t k = 0; k < len; ++k) mx = std::max(mx, src[k * inner]);
+        if (std::isinf(mx) && mx < 0) mx = 0.f;  // all -inf row: keep exp finite-safe
+        double sum = 0.0;
+        for (int64_t k = 0; k < len; ++k) {
+          const float ev = std::exp(src[k * inner] - mx);
+          if (!log) dst[k * inner] = ev;
+          sum += ev;
+        }
+        if (log) {
+          const float lse = static_cast<float>(std::log(sum)) + mx;
+          for (int64_t k = 0; k < len; ++k) dst[k * inner] = src[k * inner] - lse;
+        } else {
+          const float inv = static_cast<float>(1.0 / sum);
+          for (int64_t k = 0; k < len; ++k) dst[k * inner] *= inv;
+        }
+      }
+    });
+  }
+ private:
+  bool log_, legacy_;
+  int64_t axis_;
+};
+
+class BatchNormKernel : public Kernel {
+ public:
+  explicit BatchNormKernel(const Attrs& a) {
+    a.allow({"epsilon", "momentum", "training_mode", "spatial"});
+    eps_ = static_cast<float>(a.get_float("epsilon", 1e-5));
+    if (a.get_int("training_mode", 0) != 0) a.fail("training_mode", "must be 0 (inference only)");
+    if (a.get_int("spatial", 1) != 1) a.fail("spatial", "must be 1");
+  }
+  void run(StepIO& io) const override {
+    const Tensor& x = require_f32(io, 0, "X");
+    if (x.ndim() < 2) fail_shape("BatchNormalization needs rank >= 2, got " + x.desc());
+    const int64_t C = x.dim(1);
+    const char* names[] = {"scale", "B", "input_mean", "input_var"};
+    const float* p[4];
+    for (int k = 0; k < 4; ++k) {
+      const Tensor& t = require_f32(io, k + 1, names[k]);
+      if (t.numel() != C) fail_shape(std::string("BatchNormalization ") + names[k] + " " + t.desc() + " does not match C=" + std::to_string(C));
+      p[k] = t.ptr<float>();
+    }
+    Tensor& y = io.output(0, DType::Float32, x.shape);
+    const int64_t N = x.dim(0), inner = x.numel() / std::max<int64_t>(1, N * C);
+    std::vector<float> sc(static_cast<size_t>(C)), sh(static_cast<size_t>(C));
+    for (int64_t c = 0; c < C; ++c) {
+      sc[static_cast<size_t>(c)] = p[0][c] / std::sqrt(p[3][c] + eps_);
+      sh[static_cast<size_t>(c)] = p[1][c] - p[2][c] * sc[static_cast<size_t>(c)];
+    }
+    const float* xp = x.ptr<float>();
+    float* yp = y.ptr<float>();
+    io.pool()->parallel_for(N * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float s = sc[static_cast<size_t>(t % C)], h = sh[static_cast<size_t>(t % C)];
+        const float* src = xp + t * inner;
+        float* dst = yp + t * inner;
+        for (int64_t i = 0; i < inner; ++i) dst[i] = src[i] * s + h;
+      }
+    });
+  }
+ private:
+  float eps_;
+};
+
+class LrnKernel : public Kernel {
+ public:
+  explicit LrnKernel(const Attrs& a) {
+    a.allow({"alpha", "beta", "bias", "size"});
+    alpha_ = static_cast<float>(a.get_float("alpha", 1e-4));
+    beta_ = static_cast<float>(a.get_float("beta", 0.75));
+    bias_ = static_cast<float>(a.get_float("bias", 1.0));
+    if (!a.has("size")) a.fail("size", "is required");
+    size_ = a.get_int("size", 1);
+    if (size_ < 1) a.fail("size", "must be positive");
+  }
+  void run(StepIO& io) const override {
+    const Tensor& x = require_f32(io, 0, "X");
+    if (x.ndim() < 2) fail_shape("LRN needs rank >= 2, got " + x.desc());
+    Tensor& y = io.output(0, DType::Float32, x.shape);
+    const int64_t N = x.dim(0), C = x.dim(1), inner = x.numel() / std::max<int64_t>(1, N * C);
+    const int64_t lo = (size_ - 1) / 2, hi = size_ - 1 - lo;  // window [c - floor, c + ceil]
+    const float* xp = x.ptr<float>();
+    float* yp = y.ptr<float>();
+    const float scale = alpha_ / static_cast<float>(size_);
+    io.pool()->parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t n = t / C, c = t % C;
+        const int64_t c0 = std::max<int64_t>(0, c - lo), c1 = std::min<int64_t>(C - 1, c + hi);
+        const float* src = xp + t * inner;
+        float* dst = yp + t * inner;
+        for (int64_t i = 0; i < inner; ++i) {
+          float s = 0.f;
+          for (int64_t k = c0; k <= c1; ++k) {
+            const float v = xp[(n * C + k) * inner + i];
+            s += v * v;
+          }
+          dst[i] = src[i] / std::pow(bias_ + scale * s, beta_);
+        }
+      }
+    });
+  }
+ private:
+  float alpha_, beta_, bias_;
+  int64_t size_;
+};
+
+std::unique_ptr<Kernel> make_softmax(const Attrs& a, int, int) { return std::make_unique<SoftmaxKernel>(a, false); }
+std::unique_ptr<Kernel> make_logsoftmax(const Attrs& a, int, int) { return std::make_unique<SoftmaxKernel>(a, true); }
+std::unique_ptr<Kernel> make_bn(const Attrs& a, int, int) { return std::make_unique<BatchNormKernel>(a); }
+std::unique_ptr<Kernel> make_lrn(const Attrs& a, int, int) { return std::make_unique<LrnKernel>(a); }
+
+}  // namespace
+
+void register_norm_ops(std::vector<OpDef>& ops) {
+  ops.push_back({"Softmax", make_softmax, 1, 1, 1, 1});
+  ops.push_back({"LogSoftmax", make_logsoftmax, 1, 1, 1, 1});
+  ops.push_back({"BatchNormalization", make_bn, 5, 5, 1, 1});
+  ops.push_back({"LRN", make_lrn, 1, 1, 1, 1});
+}
+
+}  // namespace infopt
