@@ -9,8 +9,17 @@ from .errors import InfoptError, InputError, ModelError, UnsupportedOpError
 from .ir import load, save
 
 __all__ = [
-    "InferenceSession", "InfoptError", "InputError", "ModelError", "SessionOptions",
-    "UnsupportedOpError", "__version__", "compile", "ir", "load", "save",
+    "InferenceSession",
+    "InfoptError",
+    "InputError",
+    "ModelError",
+    "SessionOptions",
+    "UnsupportedOpError",
+    "__version__",
+    "compile",
+    "ir",
+    "load",
+    "save",
 ]
 
 

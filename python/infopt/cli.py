@@ -17,8 +17,13 @@ from .errors import InfoptError, InputError
 PROG = "infopt-compile"
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=PROG,
         description="Optimize an ONNX model. MODEL is a path, or the bare name of a model shipped "
         "in the onnx wheel (resnet50, densenet121, inception_v1, inception_v2, shufflenet, "
@@ -26,19 +31,40 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL", help="input .onnx file or bundled model name")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output .opt file")
-    p.add_argument("-O", dest="level", type=int, default=2, choices=[0, 1, 2, 3],
-                   help="optimization level (default 2)")
-    p.add_argument("--target", choices=["cpu", "cuda", "onnx"], default="cpu",
-                   help="cpu/cuda keep infopt ops (with ONNX function definitions); onnx writes "
-                   "standard ops only")
+    p.add_argument(
+        "-O",
+        dest="level",
+        type=int,
+        default=2,
+        choices=[0, 1, 2, 3],
+        help="optimization level (default 2)",
+    )
+    p.add_argument(
+        "--target",
+        choices=["cpu", "cuda", "onnx"],
+        default="cpu",
+        help="cpu/cuda keep infopt ops (with ONNX function definitions); onnx writes "
+        "standard ops only",
+    )
     p.add_argument("--passes", metavar="P1,P2", help="run exactly these passes instead of -O's")
-    p.add_argument("--verify", action="store_true",
-                   help="run the model after every pass; name the first pass that changes outputs")
-    p.add_argument("--print-ir-after", metavar="PASS", action="append", default=[],
-                   help="print the IR after PASS (repeatable; 'all' for every pass)")
-    p.add_argument("--benchmark", action="store_true",
-                   help="time the original and the result in infopt's runtime (and onnxruntime "
-                   "when installed)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="run the model after every pass; name the first pass that changes outputs",
+    )
+    p.add_argument(
+        "--print-ir-after",
+        metavar="PASS",
+        action="append",
+        default=[],
+        help="print the IR after PASS (repeatable; 'all' for every pass)",
+    )
+    p.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="time the original and the result in infopt's runtime (and onnxruntime "
+        "when installed)",
+    )
     p.add_argument("--threads", type=int, default=0, help="threads for --benchmark (0: all)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return p
@@ -90,17 +116,25 @@ def _compile(args: argparse.Namespace) -> int:
     say = (lambda *a: None) if args.quiet else print
     progress = None
     if not args.quiet and sys.stderr.isatty():
+
         def progress(msg: str) -> None:
             print(f"\r{msg:<60}", end="", file=sys.stderr, flush=True)
+
     passes = [p for p in args.passes.split(",") if p] if args.passes else None
     print_after = args.print_ir_after
     if "all" in print_after:
         from .passes import PASSES
 
         print_after = list(PASSES)
-    model, report = compile(str(source), level=args.level, target=args.target, passes=passes,
-                            verify_numerics=args.verify, print_ir_after=print_after,
-                            progress=progress)
+    model, report = compile(
+        str(source),
+        level=args.level,
+        target=args.target,
+        passes=passes,
+        verify_numerics=args.verify,
+        print_ir_after=print_after,
+        progress=progress,
+    )
     if progress is not None:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     save(model, out)

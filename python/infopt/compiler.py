@@ -85,12 +85,14 @@ def compile(
     report.nodes_after = len(model.graph.nodes)
     report.op_counts_after = op_counts(model)
     report.seconds = time.perf_counter() - start
-    model.metadata_props.update({
-        "infopt.version": __version__,
-        "infopt.target": target,
-        "infopt.level": str(level),
-        "infopt.passes": json.dumps([r.as_dict() for r in report.passes]),
-    })
+    model.metadata_props.update(
+        {
+            "infopt.version": __version__,
+            "infopt.target": target,
+            "infopt.level": str(level),
+            "infopt.passes": json.dumps([r.as_dict() for r in report.passes]),
+        }
+    )
     return model, report
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import onnx
 import pytest
@@ -94,15 +92,10 @@ def test_long_list_attribute_is_truncated_with_its_length():
 
 def test_tensor_attributes_small_inline_large_summarized():
     node = Node("Constant", [], [Value("c", F32, (2,))])
-    node.set_attr("value", Tensor(np.array([1.0, 2.0], np.float32)))
-    # (tensor shapes print as Python lists, with or without spaces; values are what matters)
-    assert re.fullmatch(
-        r"%c: f32\[2\] = Constant\(\) \{value=f32\[2\]\[1\.0, ?2\.0\]\}", format_node(node)
-    ), format_node(node)
+    node.set_attr("value", Tensor(np.array([1.5, -2.0], np.float32)))
+    assert format_node(node) == "%c: f32[2] = Constant() {value=f32[2][1.5,-2]}"
     node.set_attr("value", Tensor(np.zeros((3, 3), np.float32)))
-    assert re.fullmatch(
-        r"%c: f32\[2\] = Constant\(\) \{value=<tensor f32\[3, ?3\]>\}", format_node(node)
-    ), format_node(node)
+    assert format_node(node) == "%c: f32[2] = Constant() {value=<tensor f32[3,3]>}"
 
 
 def test_string_attribute_with_newline_stays_on_one_line():
@@ -118,9 +111,7 @@ def test_domain_multiple_outputs_and_omitted_optional_input():
     x = Value("x", F32, (1, 8))
     a, b = Value("a", F32, (1, 8)), Value("b", TensorProto.INT64, (1, 8))
     node = Node("FusedThing", [x, None, x], [a, b], domain="infopt")
-    assert format_node(node) == (
-        "%a: f32[1,8], %b: i64[1,8] = infopt.FusedThing(%x, None, %x)"
-    )
+    assert format_node(node) == ("%a: f32[1,8], %b: i64[1,8] = infopt.FusedThing(%x, None, %x)")
     node.domain = "ai.onnx"
     assert " = FusedThing(" in format_node(node)
 
@@ -146,17 +137,19 @@ def test_graph_layout():
     g.append(Node("Mul", [x, w], [s]))
     g.append(Node("Add", [s, b], [y]))
     g.outputs.append(y)
-    assert format_graph(g) == "\n".join([
-        "graph main (",
-        "  %x: f32[N,4]",
-        "  %w: f32[4]  # has initializer",
-        ") {",
-        "  const %b: f32[4]",
-        "  %s: f32[N,4] = Mul(%x, %w)",
-        "  %y: f32[N,4] = Add(%s, %b)",
-        "  return %y",
-        "}",
-    ])
+    assert format_graph(g) == "\n".join(
+        [
+            "graph main (",
+            "  %x: f32[N,4]",
+            "  %w: f32[4]  # has initializer",
+            ") {",
+            "  const %b: f32[4]",
+            "  %s: f32[N,4] = Mul(%x, %w)",
+            "  %y: f32[N,4] = Add(%s, %b)",
+            "  return %y",
+            "}",
+        ]
+    )
     assert repr(g) == format_graph(g)
 
 
@@ -171,8 +164,9 @@ def test_unnamed_graph_and_many_initializers():
 
 
 def test_graph_printing_includes_subgraphs_indented():
-    model = infopt.load(onnx.parser.parse_model(
-        """
+    model = infopt.load(
+        onnx.parser.parse_model(
+            """
         <ir_version: 8, opset_import: ["" : 17]>
         outer (float[N, 4] x, bool c) => (float[N, 4] y) {
             y = If(c) <
@@ -181,7 +175,8 @@ def test_graph_printing_includes_subgraphs_indented():
             >
         }
         """
-    ))
+        )
+    )
     lines = format_graph(model.graph).splitlines()
     assert lines[0] == "graph outer ("
     assert "  %x: f32[N,4]" in lines

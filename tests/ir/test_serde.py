@@ -46,11 +46,17 @@ def test_light_model_round_trip_is_bit_identical_in_onnxruntime(name):
 def _rich_model() -> onnx.ModelProto:
     """Subgraphs, symbolic dims, doc strings, metadata, a function, odd attributes."""
     then_graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "x"], ["t"])], "then",
-        [], [helper.make_tensor_value_info("t", TensorProto.FLOAT, ["batch", 4])])
+        [helper.make_node("Add", ["x", "x"], ["t"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, ["batch", 4])],
+    )
     else_graph = helper.make_graph(
-        [helper.make_node("Neg", ["x"], ["e"])], "else",
-        [], [helper.make_tensor_value_info("e", TensorProto.FLOAT, ["batch", 4])])
+        [helper.make_node("Neg", ["x"], ["e"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("e", TensorProto.FLOAT, ["batch", 4])],
+    )
     nodes = [
         helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0, doc_string="sum it"),
         helper.make_node("Greater", ["s", "zero"], ["cond_v"]),
@@ -61,19 +67,32 @@ def _rich_model() -> onnx.ModelProto:
         helper.make_node("MyScale", ["y"], ["z"], domain="custom", factor=2.5),
     ]
     fn = helper.make_function(
-        "custom", "MyScale", ["a"], ["b"],
-        [helper.make_node("Constant", [], ["f"], value_float=2.5),
-         helper.make_node("Mul", ["a", "f"], ["b"])],
-        [helper.make_opsetid("", 17)], attributes=["factor"])
+        "custom",
+        "MyScale",
+        ["a"],
+        ["b"],
+        [
+            helper.make_node("Constant", [], ["f"], value_float=2.5),
+            helper.make_node("Mul", ["a", "f"], ["b"]),
+        ],
+        [helper.make_opsetid("", 17)],
+        attributes=["factor"],
+    )
     graph = helper.make_graph(
-        nodes, "rich",
+        nodes,
+        "rich",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 4])],
         initializer=[helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])],
-        doc_string="a graph doc")
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("custom", 1)],
-                              functions=[fn], producer_name="tests", doc_string="model doc")
+        doc_string="a graph doc",
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("custom", 1)],
+        functions=[fn],
+        producer_name="tests",
+        doc_string="model doc",
+    )
     helper.set_model_props(model, {"author": "infopt tests"})
     # the nodes above are deliberately not in topological order; the importer sorts them
     return model
@@ -103,15 +122,18 @@ def test_external_data_round_trip(tmp_path):
     rng = np.random.default_rng(3)
     w = rng.standard_normal((64, 64)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])], "ext",
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "ext",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])],
-        initializer=[onnx.numpy_helper.from_array(w, "w")])
+        initializer=[onnx.numpy_helper.from_array(w, "w")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     src = tmp_path / "src"
     src.mkdir()
-    onnx.save_model(model, src / "m.onnx", save_as_external_data=True, location="weights.bin",
-                    size_threshold=0)
+    onnx.save_model(
+        model, src / "m.onnx", save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
     m = infopt.load(src / "m.onnx")
     np.testing.assert_array_equal(m.graph.initializers["w"].const.numpy(), w)
     out = tmp_path / "out"
@@ -135,9 +157,12 @@ def test_external_data_outside_model_folder_is_refused(tmp_path):
     tensor.data_location = TensorProto.EXTERNAL
     tensor.external_data.add(key="location", value="../secret.bin")
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16])], initializer=[tensor])
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16])],
+        initializer=[tensor],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     (inner / "m.onnx").write_bytes(model.SerializeToString())
     with pytest.raises(infopt.ModelError, match="outside"):
@@ -149,16 +174,19 @@ def test_large_model_is_saved_with_external_data(tmp_path, monkeypatch):
     monkeypatch.setattr(serde, "EXTERNAL_DATA_THRESHOLD", 1000)
     w = np.random.default_rng(0).standard_normal(1024).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1024])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1024])],
-        initializer=[onnx.numpy_helper.from_array(w, "w")])
+        initializer=[onnx.numpy_helper.from_array(w, "w")],
+    )
     m = infopt.load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
     infopt.save(m, tmp_path / "big.opt")
     assert (tmp_path / "big.opt.data").stat().st_size >= w.nbytes
     assert (tmp_path / "big.opt").stat().st_size < w.nbytes
     np.testing.assert_array_equal(
-        infopt.load(tmp_path / "big.opt").graph.initializers["w"].const.numpy(), w)
+        infopt.load(tmp_path / "big.opt").graph.initializers["w"].const.numpy(), w
+    )
 
 
 def test_load_accepts_path_bytes_and_proto():

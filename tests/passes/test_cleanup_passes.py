@@ -27,8 +27,11 @@ def _vi(name, shape=None, dtype=TensorProto.FLOAT):
 
 
 def _run(name, proto_or_model):
-    model = proto_or_model if isinstance(proto_or_model, infopt.ir.Model) else infopt.load(
-        proto_or_model)
+    model = (
+        proto_or_model
+        if isinstance(proto_or_model, infopt.ir.Model)
+        else infopt.load(proto_or_model)
+    )
     result = create(name).run(model)
     verify(model)
     again = create(name).run(model)
@@ -41,8 +44,9 @@ def test_fold_shape_chain_into_reshape_constant():
     w = numpy_helper.from_array(rng.standard_normal((2, 6)).astype(np.float32), "w")
     nodes = [
         helper.make_node("Shape", ["w"], ["s"]),
-        helper.make_node("Constant", [], ["idx"], value=helper.make_tensor("", TensorProto.INT64,
-                                                                           [1], [1])),
+        helper.make_node(
+            "Constant", [], ["idx"], value=helper.make_tensor("", TensorProto.INT64, [1], [1])
+        ),
         helper.make_node("Gather", ["s", "idx"], ["d"], axis=0),
         helper.make_node("Concat", ["minus1", "d"], ["shape"], axis=0),
         helper.make_node("Reshape", ["x", "shape"], ["y"]),
@@ -59,10 +63,14 @@ def test_fold_shape_chain_into_reshape_constant():
 
 
 def test_fold_refuses_to_expand_into_huge_tensor():
-    nodes = [helper.make_node("Expand", ["one", "shape"], ["big"]),
-             helper.make_node("Add", ["x", "big"], ["y"])]
-    inits = [numpy_helper.from_array(np.array(1.5, dtype=np.float32), "one"),
-             numpy_helper.from_array(np.array([1024, 1024], dtype=np.int64), "shape")]
+    nodes = [
+        helper.make_node("Expand", ["one", "shape"], ["big"]),
+        helper.make_node("Add", ["x", "big"], ["y"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(1.5, dtype=np.float32), "one"),
+        numpy_helper.from_array(np.array([1024, 1024], dtype=np.int64), "shape"),
+    ]
     proto = _model(nodes, [_vi("x", [1024, 1024])], [_vi("y")], inits)
     model, result = _run("fold_constants", proto)
     assert result.modified is False and result.stats["skipped_size"] == 1
@@ -83,9 +91,11 @@ def test_fold_leaves_graph_input_initializers_alone():
 
 
 def test_remove_identity_and_dropout_keeps_output_names():
-    nodes = [helper.make_node("Relu", ["x"], ["r"]),
-             helper.make_node("Dropout", ["r"], ["d"]),
-             helper.make_node("Identity", ["d"], ["y"])]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["r"]),
+        helper.make_node("Dropout", ["r"], ["d"]),
+        helper.make_node("Identity", ["d"], ["y"]),
+    ]
     proto = _model(nodes, [_vi("x", [3, 5])], [_vi("y")])
     model, result = _run("remove_identity", proto)
     assert result.stats["removed"] == 2
@@ -109,9 +119,11 @@ def test_identity_between_graph_input_and_output_stays():
 
 
 def test_dead_code_elimination():
-    nodes = [helper.make_node("Relu", ["x"], ["y"]),
-             helper.make_node("Neg", ["x"], ["unused"]),
-             helper.make_node("Exp", ["unused"], ["unused2"])]
+    nodes = [
+        helper.make_node("Relu", ["x"], ["y"]),
+        helper.make_node("Neg", ["x"], ["unused"]),
+        helper.make_node("Exp", ["unused"], ["unused2"]),
+    ]
     inits = [numpy_helper.from_array(np.ones(3, dtype=np.float32) * 3, "lonely")]
     proto = _model(nodes, [_vi("x", [3])], [_vi("y")], inits)
     model, result = _run("eliminate_dead_code", proto)
@@ -132,8 +144,9 @@ def test_o1_on_light_models_matches_onnxruntime(name):
     path = random_weight_model(name, seed=11)
     proto = onnx.load(str(path))
     model, report = infopt.compile(path, level=1, target="cpu")
-    data = next(i for i in proto.graph.input if i.name not in
-                {t.name for t in proto.graph.initializer})
+    data = next(
+        i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}
+    )
     shape = [d.dim_value for d in data.type.tensor_type.shape.dim]
     x = {data.name: np.random.default_rng(2).standard_normal(shape).astype(np.float32)}
     assert relative_l2(ort_run(path, x)[0], ort_run(model, x)[0]) <= 1e-4

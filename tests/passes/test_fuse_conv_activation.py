@@ -25,10 +25,13 @@ def _conv_model(tail: list[onnx.NodeProto], extra_outputs=(), residual=True) -> 
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 10, 10])]
     if residual:
         inputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 8, 10, 10]))
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv0"),
-             *tail]
-    outputs = [helper.make_tensor_value_info(tail[-1].output[0] if tail else "c",
-                                             TensorProto.FLOAT, None)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv0"),
+        *tail,
+    ]
+    outputs = [
+        helper.make_tensor_value_info(tail[-1].output[0] if tail else "c", TensorProto.FLOAT, None)
+    ]
     outputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in extra_outputs]
     graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=[w, b])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -36,8 +39,10 @@ def _conv_model(tail: list[onnx.NodeProto], extra_outputs=(), residual=True) -> 
 
 def _feeds(seed=0):
     rng = np.random.default_rng(seed)
-    return {"x": rng.standard_normal((1, 3, 10, 10)).astype(np.float32),
-            "r": rng.standard_normal((1, 8, 10, 10)).astype(np.float32)}
+    return {
+        "x": rng.standard_normal((1, 3, 10, 10)).astype(np.float32),
+        "r": rng.standard_normal((1, 8, 10, 10)).astype(np.float32),
+    }
 
 
 def _run_pass(proto):
@@ -48,12 +53,20 @@ def _run_pass(proto):
     return model, result
 
 
-@pytest.mark.parametrize("act,attrs", [("Relu", {}), ("LeakyRelu", {"alpha": 0.2}),
-                                       ("Sigmoid", {}), ("Tanh", {}),
-                                       ("HardSigmoid", {"alpha": 0.3, "beta": 0.4})])
+@pytest.mark.parametrize(
+    "act,attrs",
+    [
+        ("Relu", {}),
+        ("LeakyRelu", {"alpha": 0.2}),
+        ("Sigmoid", {}),
+        ("Tanh", {}),
+        ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}),
+    ],
+)
 def test_conv_add_activation_becomes_one_node(act, attrs):
-    proto = _conv_model([helper.make_node("Add", ["c", "r"], ["s"]),
-                         helper.make_node(act, ["s"], ["y"], **attrs)])
+    proto = _conv_model(
+        [helper.make_node("Add", ["c", "r"], ["s"]), helper.make_node(act, ["s"], ["y"], **attrs)]
+    )
     model, result = _run_pass(proto)
     assert result.modified and result.stats["fused"] == 1
     assert [n.qualified_op for n in model.graph.nodes] == [f"infopt.FusedConvAdd{act}"]
@@ -64,8 +77,9 @@ def test_conv_add_activation_becomes_one_node(act, attrs):
 
 
 def test_residual_on_the_left_and_sum():
-    proto = _conv_model([helper.make_node("Sum", ["r", "c"], ["s"]),
-                         helper.make_node("Relu", ["s"], ["y"])])
+    proto = _conv_model(
+        [helper.make_node("Sum", ["r", "c"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    )
     model, result = _run_pass(proto)
     assert [n.op_type for n in model.graph.nodes] == ["FusedConvAddRelu"]
     feeds = _feeds(1)
@@ -80,8 +94,9 @@ def test_conv_relu_without_residual():
 
 
 def test_refuses_when_intermediate_has_second_user():
-    proto = _conv_model([helper.make_node("Relu", ["c"], ["y"])], extra_outputs=["c"],
-                        residual=False)
+    proto = _conv_model(
+        [helper.make_node("Relu", ["c"], ["y"])], extra_outputs=["c"], residual=False
+    )
     model, result = _run_pass(proto)
     assert result.modified is False
     assert [n.op_type for n in model.graph.nodes] == ["Conv", "Relu"]
@@ -95,8 +110,9 @@ def test_refuses_broadcast_residual():
 
 
 def test_second_run_changes_nothing():
-    proto = _conv_model([helper.make_node("Add", ["c", "r"], ["s"]),
-                         helper.make_node("Relu", ["s"], ["y"])])
+    proto = _conv_model(
+        [helper.make_node("Add", ["c", "r"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    )
     model, _ = _run_pass(proto)
     before = serde.to_bytes(model)
     again = create("fuse_conv_activation").run(model)

@@ -1,4 +1,231 @@
+// Conv and infopt.FusedConv (NCHW, 1-3 spatial dims), float32.
+// Paths: depthwise direct loops; 1x1 stride-1 as a plain GEMM on the input;
+// everything else im2col (in column chunks that fit L2) + GEMM per group.
+// The bias / residual / activation epilogue runs in the GEMM write-back.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/conv/conv_geometry.h"
+#include "kernels/gemm/gemm.h"
 #include "kernels/kernel.h"
+#include "runtime/thread_pool.h"
+
 namespace infopt {
-void register_conv_ops(std::vector<OpDef>&) {}
+namespace {
+
+// Columns [s0, s1) of the im2col matrix (rows: c, kz, ky, kx) for one group.
+void im2col(const float* x, const Geometry& g, int64_t Cg, int64_t s0, int64_t s1, float* col) {
+  const int64_t cc = s1 - s0;
+  const int64_t ow = g.out[2], oh = g.out[1];
+  int64_t r = 0;
+  for (int64_t c = 0; c < Cg; ++c) {
+    const float* xc = x + c * g.in_size();
+    for (int64_t kz = 0; kz < g.k[0]; ++kz)
+      for (int64_t ky = 0; ky < g.k[1]; ++ky)
+        for (int64_t kx = 0; kx < g.k[2]; ++kx, ++r) {
+          float* dst = col + r * cc;
+          int64_t ox = s0 % ow, oy = (s0 / ow) % oh, oz = s0 / (ow * oh);
+          const int64_t offx = kx * g.d[2] - g.pb[2];
+          for (int64_t s = s0; s < s1;) {
+            const int64_t seg = std::min(ow - ox, s1 - s);
+            const int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
+            const int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
+            float* d = dst + (s - s0);
+            if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1]) {
+              std::memset(d, 0, sizeof(float) * static_cast<size_t>(seg));
+            } else {
+              const float* src = xc + (iz * g.in[1] + iy) * g.in[2];
+              int64_t lo, hi;
+              valid_range(ow, g.s[2], offx, g.in[2], lo, hi);
+              lo = std::clamp(lo, ox, ox + seg);
+              hi = std::clamp(hi, lo, ox + seg);
+              for (int64_t o = ox; o < lo; ++o) d[o - ox] = 0.f;
+              if (g.s[2] == 1) {
+                std::memcpy(d + (lo - ox), src + lo + offx, sizeof(float) * static_cast<size_t>(hi - lo));
+              } else {
+                for (int64_t o = lo; o < hi; ++o) d[o - ox] = src[o * g.s[2] + offx];
+              }
+              for (int64_t o = hi; o < ox + seg; ++o) d[o - ox] = 0.f;
+            }
+            s += seg;
+            ox += seg;
+            if (ox == ow) {
+              ox = 0;
+              if (++oy == oh) oy = 0, ++oz;
+            }
+          }
+        }
+  }
 }
+
+// One output channel plane of a depthwise conv (one input channel, one filter).
+void depthwise_plane(const float* x, const float* w, const Geometry& g, float* y) {
+  const int64_t ow = g.out[2];
+  for (int64_t oz = 0; oz < g.out[0]; ++oz)
+    for (int64_t oy = 0; oy < g.out[1]; ++oy) {
+      float* yr = y + (oz * g.out[1] + oy) * ow;
+      std::fill(yr, yr + ow, 0.f);
+      for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+        const int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
+        if (iz < 0 || iz >= g.in[0]) continue;
+        for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+          const int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
+          if (iy < 0 || iy >= g.in[1]) continue;
+          const float* xr = x + (iz * g.in[1] + iy) * g.in[2];
+          const float* wr = w + (kz * g.k[1] + ky) * g.k[2];
+          for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+            const int64_t off = kx * g.d[2] - g.pb[2];
+            int64_t lo, hi;
+            valid_range(ow, g.s[2], off, g.in[2], lo, hi);
+            const float wv = wr[kx];
+            if (g.s[2] == 1) {
+              const float* xs = xr + off;
+              for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xs[o];
+            } else {
+              for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xr[o * g.s[2] + off];
+            }
+          }
+        }
+      }
+    }
+}
+
+class ConvKernel : public Kernel {
+ public:
+  ConvKernel(const Attrs& a, bool fused) : fused_(fused) {
+    if (fused) {
+      a.allow({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "activation", "activation_params"});
+      act_ = gemm::parse_activation(a.op(), a.get_str("activation", ""), a.get_floats("activation_params"));
+    } else {
+      a.allow({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+    }
+    win_.parse(a, false);
+    group_ = a.get_int("group", 1);
+    if (group_ < 1) a.fail("group", "must be positive");
+  }
+
+  void prepare(const std::vector<const Tensor*>& consts, Isa isa) override {
+    packed_.clear();
+    packed_src_ = nullptr;
+    const Tensor* w = consts.size() > 1 ? consts[1] : nullptr;
+    if (!w || w->dtype != DType::Float32 || w->ndim() < 3 || w->dim(0) % group_) return;
+    const int64_t M = w->dim(0), Mg = M / group_, Kg = w->numel() / std::max<int64_t>(M, 1);
+    if (w->dim(1) == 1 && Mg == 1) return;  // depthwise path reads W directly
+    const auto& v = gemm::variant_for(isa);
+    for (int64_t g = 0; g < group_; ++g) {
+      packed_.push_back(gemm::pack_a(v, Mg, Kg, {w->ptr<float>() + g * Mg * Kg, Kg, 1}));
+    }
+    packed_src_ = w->data;
+    packed_shape_ = w->shape;
+  }
+
+  void run(StepIO& io) const override {
+    const Tensor& X = require_f32(io, 0, "X");
+    const Tensor& W = require_f32(io, 1, "W");
+    const Tensor* B = io.input(2);
+    const Tensor* Z = fused_ ? io.input(3) : nullptr;
+    if (X.ndim() < 3 || W.ndim() != X.ndim()) fail_shape("Conv needs X and W of equal rank >= 3, got " + X.desc() + " and " + W.desc());
+    const int64_t N = X.dim(0), C = X.dim(1), M = W.dim(0), Cg = W.dim(1), G = group_;
+    if (C != Cg * G || M % G) {
+      fail_shape("Conv channels do not match: X " + X.desc() + ", W " + W.desc() + ", group " + std::to_string(G));
+    }
+    const std::vector<int64_t> kernel(W.shape.begin() + 2, W.shape.end());
+    if (!win_.kernel_shape.empty() && win_.kernel_shape != kernel) {
+      fail_shape("Conv kernel_shape " + shape_str(win_.kernel_shape) + " does not match W " + W.desc());
+    }
+    const Geometry g = make_geometry(win_, Shape(X.shape.begin() + 2, X.shape.end()), kernel, "Conv");
+    Shape yshape{N, M};
+    for (int i = 3 - g.nd; i < 3; ++i) yshape.push_back(g.out[i]);
+    if (B && (B->dtype != DType::Float32 || B->numel() != M)) fail_shape("Conv bias " + B->desc() + " must be f32[" + std::to_string(M) + "]");
+    if (Z && (Z->dtype != DType::Float32 || Z->shape != yshape)) {
+      fail_shape("FusedConv residual Z " + Z->desc() + " must match the output f32" + shape_str(yshape));
+    }
+    Tensor& Y = io.output(0, DType::Float32, yshape);
+    if (Y.numel() == 0) return;
+
+    const int64_t Mg = M / G, Kg = Cg * g.k_size(), Sin = g.in_size(), Sout = g.out_size();
+    const float* xp = X.ptr<float>();
+    const float* wp = W.ptr<float>();
+    float* yp = Y.ptr<float>();
+    const auto& v = gemm::variant_for(io.isa());
+    ThreadPool* pool = io.pool();
+    const int threads = pool->available();
+
+    gemm::Epilogue base_ep;
+    base_ep.act = act_;
+    if (B) base_ep.bias = {B->ptr<float>(), 1, 0, 1.f};
+    if (Z) base_ep.residual = {Z->ptr<float>(), Sout, 1, 1.f};  // offsets added per task
+
+    if (Cg == 1 && Mg == 1) {
+      pool->parallel_for(N * M, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n = t / M, c = t % M;
+          float* yplane = yp + t * Sout;
+          depthwise_plane(xp + t * Sin, wp + c * g.k_size(), g, yplane);
+          gemm::Epilogue ep = base_ep;
+          if (Z) ep.residual.ptr = Z->ptr<float>() + n * M * Sout;
+          v.epilogue(yplane, Sout, 1, Sout, c, 0, ep);
+        }
+      });
+      return;
+    }
+
+    const bool pointwise = g.k_size() == 1 && g.s[0] * g.s[1] * g.s[2] == 1 && g.pb[0] + g.pb[1] + g.pb[2] == 0 &&
+                           g.pe[0] + g.pe[1] + g.pe[2] == 0;
+    int64_t cc = Sout;
+    if (!pointwise) {
+      cc = std::clamp<int64_t>((131072 / std::max<int64_t>(Kg, 1)) / 16 * 16, 64, std::max<int64_t>(Sout, 1));
+    }
+    const int64_t nchunks = (Sout + cc - 1) / cc;
+    const int64_t tasks = N * G * nchunks;
+    const bool use_packed = !packed_.empty() && packed_src_ == W.data && packed_shape_ == W.shape &&
+                            packed_[0].variant == &v;
+
+    auto task = [&](int64_t t, ThreadPool* gemm_pool) {
+      const int64_t chunk = t % nchunks, ng = t / nchunks, n = ng / G, gi = ng % G;
+      const int64_t s0 = chunk * cc, s1 = std::min(Sout, s0 + cc);
+      const float* xg = xp + (n * C + gi * Cg) * Sin;
+      gemm::Matrix bm;
+      if (pointwise) {
+        bm = {xg + s0, Sin, 1};
+      } else {
+        float* col = scratch_floats(2, static_cast<size_t>(Kg * (s1 - s0)));
+        im2col(xg, g, Cg, s0, s1, col);
+        bm = {col, s1 - s0, 1};
+      }
+      gemm::Epilogue ep = base_ep;
+      if (B) ep.bias.ptr = B->ptr<float>() + gi * Mg;
+      if (Z) ep.residual.ptr = Z->ptr<float>() + (n * M + gi * Mg) * Sout + s0;
+      float* yc = yp + (n * M + gi * Mg) * Sout + s0;
+      gemm::sgemm(v, Mg, s1 - s0, Kg, {wp + gi * Mg * Kg, Kg, 1}, bm, yc, Sout, ep, gemm_pool,
+                  use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr);
+    };
+    if (threads > 1 && (tasks >= 2 * threads || (tasks >= threads && tasks % threads == 0))) {
+      pool->run_tasks(tasks, [&](int64_t t) { task(t, nullptr); });
+    } else {
+      for (int64_t t = 0; t < tasks; ++t) task(t, pool);
+    }
+  }
+
+ private:
+  bool fused_;
+  WindowAttrs win_;
+  int64_t group_ = 1;
+  gemm::Activation act_;
+  std::vector<gemm::PackedA> packed_;
+  const void* packed_src_ = nullptr;
+  Shape packed_shape_;
+};
+
+std::unique_ptr<Kernel> make_conv(const Attrs& a, int, int) { return std::make_unique<ConvKernel>(a, false); }
+std::unique_ptr<Kernel> make_fused_conv(const Attrs& a, int, int) { return std::make_unique<ConvKernel>(a, true); }
+
+}  // namespace
+
+void register_conv_ops(std::vector<OpDef>& ops) {
+  ops.push_back({"Conv", make_conv, 2, 3, 1, 1});
+  ops.push_back({"infopt.FusedConv", make_fused_conv, 2, 4, 1, 1});
+}
+
+}  // namespace infopt

@@ -91,6 +91,22 @@ void pack_a_block(const Matrix& A, int64_t i0, int64_t mc, int64_t k0, int64_t k
 
 // Bp: panels of nr columns, each stored k-major (kc x nr), zero-padded columns.
 void pack_b_block(const Matrix& B, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int nr, float* bp) {
+  if (B.cs == 1) {
+    // Row-major B: read each source row once, sequentially, and scatter it
+    // over the panels; walking panel by panel would touch kc rows at once.
+    const int64_t full = nc / nr * nr;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B.p + (k0 + k) * B.rs + j0;
+      float* dst = bp + k * nr;
+      for (int64_t jr = 0; jr < full; jr += nr) std::memcpy(dst + jr * kc, src + jr, sizeof(float) * nr);
+      if (full < nc) {
+        float* d = dst + full * kc;
+        std::memcpy(d, src + full, sizeof(float) * (nc - full));
+        std::memset(d + (nc - full), 0, sizeof(float) * (nr - (nc - full)));
+      }
+    }
+    return;
+  }
   for (int64_t jr = 0; jr < nc; jr += nr) {
     const int64_t n = std::min<int64_t>(nr, nc - jr);
     const float* src = B.p + k0 * B.rs + (j0 + jr) * B.cs;

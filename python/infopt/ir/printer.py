@@ -1,6 +1,6 @@
 """One-line text forms of IR objects; the single place that defines the format.
 
-    %y: f32[1,64,56,56] = Conv(%x, %w) {strides=[1,1]}
+%y: f32[1,64,56,56] = Conv(%x, %w) {strides=[1,1]}
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ def _format_attr_value(a: Attr) -> str:
         return f"<graph {v.name or '?'}: {len(v.nodes)} nodes>"
     if isinstance(v, Tensor):
         if v.size <= _MAX_LIST:
-            return f"{dtype_name(v.dtype)}{list(v.shape)}{np.asarray(v.numpy()).ravel().tolist()}"
-        return f"<tensor {dtype_name(v.dtype)}{list(v.shape)}>"
+            values = ",".join(_format_scalar(x) for x in np.asarray(v.numpy()).ravel().tolist())
+            return f"{dtype_name(v.dtype)}{shape_str(v.shape)}[{values}]"
+        return f"<tensor {dtype_name(v.dtype)}{shape_str(v.shape)}>"
     if isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
     if isinstance(v, list | tuple):

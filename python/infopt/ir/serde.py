@@ -63,7 +63,9 @@ def _parse(data: bytes, origin: str) -> ModelProto:
     try:
         proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
-        raise ModelError(f"{origin} is not a valid ONNX model (protobuf parse failed: {exc})") from None
+        raise ModelError(
+            f"{origin} is not a valid ONNX model (protobuf parse failed: {exc})"
+        ) from None
     # protobuf parses many byte strings "successfully"; a real model has these
     if proto.ir_version <= 0 or not proto.HasField("graph") or not proto.opset_import:
         raise ModelError(
@@ -116,7 +118,9 @@ def _check_proto(proto: ModelProto) -> None:
     for node in _all_nodes(proto.graph):
         if node.domain in ("", "ai.onnx") and (node.domain, node.op_type) not in local_fns:
             if version is None:
-                raise ModelError(f"node '{node.name}' uses the default domain, which is not imported")
+                raise ModelError(
+                    f"node '{node.name}' uses the default domain, which is not imported"
+                )
             try:
                 onnx.defs.get_schema(node.op_type, version, "")
             except onnx.defs.SchemaError:
@@ -209,8 +213,11 @@ class _Scope:
         return None
 
 
-def graph_from_proto(proto: GraphProto, parent: Graph | None, scope_parent: _Scope | None = None,
-                     ) -> Graph:
+def graph_from_proto(
+    proto: GraphProto,
+    parent: Graph | None,
+    scope_parent: _Scope | None = None,
+) -> Graph:
     graph = Graph(proto.name, parent)
     graph.doc_string = proto.doc_string
     graph.metadata = {p.key: p.value for p in getattr(proto, "metadata_props", [])}
@@ -428,8 +435,9 @@ def graph_to_proto(graph: Graph, declare_tensors_above: int | None = None) -> Gr
         const = value.const
         if declare_tensors_above is not None and const.size > declare_tensors_above:
             if name not in declared:
-                proto.input.append(onnx.helper.make_tensor_value_info(
-                    name, const.dtype, list(const.shape)))
+                proto.input.append(
+                    onnx.helper.make_tensor_value_info(name, const.dtype, list(const.shape))
+                )
             continue
         proto.initializer.append(tensor_to_proto(const, name))  # type: ignore[arg-type]
     for field, items in graph.extra_payload.items():
@@ -458,8 +466,9 @@ def _node_to_proto(node: Node) -> onnx.NodeProto:
     return proto
 
 
-_ATTR_TYPES = {name: AttributeProto.AttributeType.Value(name) for name in
-               AttributeProto.AttributeType.keys()}
+_ATTR_TYPES = {
+    name: AttributeProto.AttributeType.Value(name) for name in AttributeProto.AttributeType.keys()
+}
 
 
 def attr_to_proto(attr: Attr) -> AttributeProto:
@@ -510,8 +519,12 @@ def function_to_proto(fn: Function) -> FunctionProto:
     return proto
 
 
-def save(model: Model | ModelProto, path: str | os.PathLike, *, external_data: bool | None = None,
-         ) -> None:
+def save(
+    model: Model | ModelProto,
+    path: str | os.PathLike,
+    *,
+    external_data: bool | None = None,
+) -> None:
     """Write atomically. Tensors go to ``<name>.data`` beside the file when the model would
     exceed protobuf's 2 GiB limit (or when ``external_data`` is True)."""
     proto = model if isinstance(model, ModelProto) else model_to_proto(model)
@@ -534,8 +547,9 @@ def save(model: Model | ModelProto, path: str | os.PathLike, *, external_data: b
             from onnx.external_data_helper import convert_model_to_external_data
 
             proto = ModelProto.FromString(proto.SerializeToString()) if proto is model else proto
-            convert_model_to_external_data(proto, all_tensors_to_one_file=True,
-                                           location=tmp_data.name, size_threshold=1024)
+            convert_model_to_external_data(
+                proto, all_tensors_to_one_file=True, location=tmp_data.name, size_threshold=1024
+            )
             onnx.save_model(proto, tmp)
             # the proto names the temporary data file; point it at the final name and rewrite
             for tensor in _external_tensors(proto):
@@ -558,16 +572,19 @@ def save(model: Model | ModelProto, path: str | os.PathLike, *, external_data: b
 def _tensor_bytes(proto: ModelProto) -> int:
     from onnx.external_data_helper import _get_all_tensors
 
-    return sum(len(t.raw_data) + 4 * len(t.float_data) + 8 * len(t.int64_data)
-               for t in _get_all_tensors(proto))
+    return sum(
+        len(t.raw_data) + 4 * len(t.float_data) + 8 * len(t.int64_data)
+        for t in _get_all_tensors(proto)
+    )
 
 
 def to_bytes(model: Model) -> bytes:
     return model_to_proto(model).SerializeToString()
 
 
-def node_model_proto(node: Node, model: Model, input_values: list[Value | None],
-                     outer: list[Value] = ()) -> ModelProto:
+def node_model_proto(
+    node: Node, model: Model, input_values: list[Value | None], outer: list[Value] = ()
+) -> ModelProto:
     """A one-node model computing ``node`` (for evaluators); ``outer`` lists enclosing-scope values
     its subgraphs read, which become extra graph inputs."""
     graph = GraphProto(name=f"single_{node.op_type}")
@@ -599,8 +616,9 @@ def infer_types(model: Model) -> int:
     # serializing their data (this keeps inference fast on 100 MB models)
     proto = model_to_proto(model, declare_tensors_above=4096)
     try:
-        inferred = onnx.shape_inference.infer_shapes(proto, check_type=False, strict_mode=False,
-                                                     data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(
+            proto, check_type=False, strict_mode=False, data_prop=True
+        )
     except Exception:  # inference is advisory; a model it cannot handle keeps what it had
         return 0
     infos = {i.name: i for i in [*inferred.graph.value_info, *inferred.graph.output]}
@@ -627,8 +645,9 @@ def inline_functions(model: Model) -> Model:
     proto = inliner.inline_local_functions(model_to_proto(model))
     del proto.functions[:]
     used = {n.domain for n in _all_nodes(proto.graph)}
-    keep = [imp for imp in proto.opset_import if imp.domain in used or imp.domain in ("", "ai.onnx")]
+    keep = [
+        imp for imp in proto.opset_import if imp.domain in used or imp.domain in ("", "ai.onnx")
+    ]
     del proto.opset_import[:]
     proto.opset_import.extend(keep)
     return model_from_proto(proto)
-

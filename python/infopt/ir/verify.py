@@ -56,8 +56,10 @@ def check_graph(graph: Graph, opset: int | None = None, outer: Iterable[Value] =
                 f"initializer %{v.name} is declared {dtype_name(v.dtype)} "
                 f"but holds {dtype_name(v.const.dtype)}"
             )
-        elif v.shape is not None and tuple(v.shape) != tuple(v.const.shape) and all(
-            isinstance(d, int) for d in v.shape
+        elif (
+            v.shape is not None
+            and tuple(v.shape) != tuple(v.const.shape)
+            and all(isinstance(d, int) for d in v.shape)
         ):
             problems.append(
                 f"initializer %{v.name} is declared {list(v.shape)} but holds {list(v.const.shape)}"
@@ -91,15 +93,17 @@ def check_graph(graph: Graph, opset: int | None = None, outer: Iterable[Value] =
         if opset is not None:
             problems.extend(_check_type_constraints(node, opset))
 
+    problems.extend(_check_use_lists([*graph.inputs, *graph.initializers.values()]))
     for v in graph.outputs:
         if id(v) not in defined:
             problems.append(f"graph output %{v.name} is not produced by any node or input")
     return problems
 
 
-def _check_use_lists(node: Node) -> list[str]:
+def _check_use_lists(node_or_values: Node | Iterable[Value]) -> list[str]:
     problems = []
-    for out in node.outputs:
+    values = node_or_values.outputs if isinstance(node_or_values, Node) else node_or_values
+    for out in values:
         for user, index in out.uses:
             if index >= len(user.inputs) or user.inputs[index] is not out:
                 problems.append(

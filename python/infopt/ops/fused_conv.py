@@ -31,7 +31,7 @@ def parse_op_name(op_type: str) -> tuple[bool, str | None] | None:
     """Inverse of ``op_name``: (residual, activation), or None if not a FusedConv op."""
     if not op_type.startswith("FusedConv"):
         return None
-    rest = op_type[len("FusedConv"):]
+    rest = op_type[len("FusedConv") :]
     residual = rest.startswith("Add")
     rest = rest[3:] if residual else rest
     if rest and rest not in ACTIVATIONS:

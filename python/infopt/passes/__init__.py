@@ -7,5 +7,13 @@ from .manager import PassError, PassManager, PassRecord
 from .pipelines import pipeline
 from .registry import PASSES, create
 
-__all__ = ["PASSES", "Pass", "PassError", "PassManager", "PassRecord", "PassResult", "create",
-           "pipeline"]
+__all__ = [
+    "PASSES",
+    "Pass",
+    "PassError",
+    "PassManager",
+    "PassRecord",
+    "PassResult",
+    "create",
+    "pipeline",
+]

@@ -23,8 +23,14 @@ log = logging.getLogger(__name__)
 # A folded result may always take this many bytes; beyond it only if no larger than its inputs.
 MAX_FOLDED_BYTES = 1 << 20
 
-_NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-                     "Multinomial", "Bernoulli"}
+_NONDETERMINISTIC = {
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
 
 
 def _shape(node: Node, x: np.ndarray) -> list[np.ndarray]:
@@ -121,8 +127,12 @@ class FoldConstants(Pass):
 def _replace_with_constant(graph, out: Value, array: np.ndarray) -> None:
     """Make ``out``'s readers read a new initializer holding ``array``."""
     name = out.name
-    const = Value(graph.unique_name(name), from_numpy_dtype(array.dtype), tuple(array.shape),
-                  const=Tensor(array))
+    const = Value(
+        graph.unique_name(name),
+        from_numpy_dtype(array.dtype),
+        tuple(array.shape),
+        const=Tensor(array),
+    )
     if graph.is_graph_output(out):
         # the interface keeps its name: the output becomes an initializer under that name
         placeholder = Value("")

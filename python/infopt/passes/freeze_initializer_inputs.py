@@ -21,4 +21,7 @@ class FreezeInitializerInputs(Pass):
         before = len(graph.inputs)
         graph.inputs = [v for v in graph.inputs if v.name not in graph.initializers]
         frozen = before - len(graph.inputs)
+        if frozen:
+            # IR v3 requires every initializer to be a graph input; v4 lifted that
+            model.ir_version = max(model.ir_version, 4)
         return PassResult(model, frozen > 0, {"frozen": frozen})

@@ -39,8 +39,13 @@ class PassRecord:
 
 
 class PassManager:
-    def __init__(self, passes: Sequence[Pass | str], instruments: Sequence[Instrument] = (),
-                 *, use_environment: bool = True):
+    def __init__(
+        self,
+        passes: Sequence[Pass | str],
+        instruments: Sequence[Instrument] = (),
+        *,
+        use_environment: bool = True,
+    ):
         self.passes = [registry.create(p) if isinstance(p, str) else p for p in passes]
         self.instruments = list(instruments)
         if use_environment:
@@ -64,8 +69,16 @@ class PassManager:
                 done = ", ".join(r.name for r in log) or "nothing"
                 detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise PassError(f"pass {p.name} failed (after {done}): {detail}") from exc
-            log.append(PassRecord(p.name, result.modified, time.perf_counter() - start, before,
-                                  _node_count(model), result.stats))
+            log.append(
+                PassRecord(
+                    p.name,
+                    result.modified,
+                    time.perf_counter() - start,
+                    before,
+                    _node_count(model),
+                    result.stats,
+                )
+            )
         return log
 
 

@@ -29,4 +29,6 @@ def create(name: str) -> Pass:
     try:
         return PASSES[name]()
     except KeyError:
-        raise InputError(f"unknown pass '{name}'; known passes: {', '.join(sorted(PASSES))}") from None
+        raise InputError(
+            f"unknown pass '{name}'; known passes: {', '.join(sorted(PASSES))}"
+        ) from None

@@ -13,13 +13,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-
 from ..testing.compare import relative_l2
 from ..testing.inputs import random_feeds
 
 
-def time_blocks(runners: dict[str, Callable[[], object]], blocks: int = 5, per_block: int = 3,
-                warmup: int = 2, budget_s: float = 60.0) -> dict[str, float]:
+def time_blocks(
+    runners: dict[str, Callable[[], object]],
+    blocks: int = 5,
+    per_block: int = 3,
+    warmup: int = 2,
+    budget_s: float = 60.0,
+) -> dict[str, float]:
     """Median seconds per call of each runner, measured in alternating blocks."""
     for run in runners.values():
         for _ in range(warmup):
@@ -82,7 +86,9 @@ def compare_latency(original: Path, compiled: Path, threads: int = 0) -> list[st
     rows.append(f"max relative L2 difference compiled vs original: {err:.2e}")
     fallback = sessions["infopt (compiled)"].fallback_ops
     if fallback:
-        rows.append("ops through the fallback: " + ", ".join(f"{k}={v}" for k, v in fallback.items()))
+        rows.append(
+            "ops through the fallback: " + ", ".join(f"{k}={v}" for k, v in fallback.items())
+        )
     return rows
 
 

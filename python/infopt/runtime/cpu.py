@@ -22,11 +22,26 @@ from .fallback import NodeEvaluator
 
 # ops whose kernels move bytes and so accept every dtype
 _DTYPE_GENERIC = {
-    "Concat", "Reshape", "Flatten", "Transpose", "Identity", "Dropout", "Squeeze", "Unsqueeze",
-    "Gather", "Slice", "Shape",
+    "Concat",
+    "Reshape",
+    "Flatten",
+    "Transpose",
+    "Identity",
+    "Dropout",
+    "Squeeze",
+    "Unsqueeze",
+    "Gather",
+    "Slice",
+    "Shape",
 }
-_NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-                     "Multinomial", "Bernoulli"}
+_NONDETERMINISTIC = {
+    "RandomNormal",
+    "RandomNormalLike",
+    "RandomUniform",
+    "RandomUniformLike",
+    "Multinomial",
+    "Bernoulli",
+}
 
 
 class NotNative(Exception):
@@ -88,8 +103,12 @@ def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True)
         key = node.qualified_op
         try:
             op, inputs, attrs = canonical_native_step(node, opset, constants, native)
-            program.add_native_step(op, [vid(v) if v is not None else -1 for v in inputs],
-                                    [vid(v) for v in node.outputs if v.name], attrs)
+            program.add_native_step(
+                op,
+                [vid(v) if v is not None else -1 for v in inputs],
+                [vid(v) for v in node.outputs if v.name],
+                attrs,
+            )
             plan.native_ops[key] = plan.native_ops.get(key, 0) + 1
         except (NotNative, ValueError) as why:
             _add_fallback_step(program, node, model, vid)
@@ -155,8 +174,9 @@ def _plain_attrs(node: Node) -> dict[str, Any]:
     return attrs
 
 
-def canonical_native_step(node: Node, opset: int, constants: dict[int, np.ndarray],
-                          native: set[str]) -> tuple[str, list[Value | None], dict[str, Any]]:
+def canonical_native_step(
+    node: Node, opset: int, constants: dict[int, np.ndarray], native: set[str]
+) -> tuple[str, list[Value | None], dict[str, Any]]:
     """(native op key, step inputs, attributes) for a node the C++ backend can run."""
     if node.domain == "infopt":
         parsed = parse_op_name(node.op_type)

@@ -16,6 +16,83 @@ from ..ir import Model, Node, Value
 from ..ir.serde import node_model_proto
 
 
+def _legacy_softmax(kind: str, node: Node):
+    """Softmax/LogSoftmax/Hardmax before opset 13: the input is coerced to 2-D at ``axis``
+    (default 1). onnx's reference evaluator applies the opset-13 single-axis form instead."""
+    axis = node.attr("axis", 1)
+
+    def run(args, outer=()):
+        x = args[0]
+        a = axis if axis >= 0 else axis + x.ndim
+        flat = x.reshape(int(np.prod(x.shape[:a], dtype=np.int64)), -1)
+        if kind == "Hardmax":
+            out = np.zeros_like(flat)
+            out[np.arange(flat.shape[0]), np.argmax(flat, axis=1)] = 1
+            return [out.reshape(x.shape)]
+        shifted = flat - flat.max(axis=1, keepdims=True)
+        if kind == "LogSoftmax":
+            out = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        else:
+            e = np.exp(shifted)
+            out = e / e.sum(axis=1, keepdims=True)
+        return [out.astype(x.dtype).reshape(x.shape)]
+
+    return run
+
+
+def _batchnorm_inference(node: Node):
+    """BatchNormalization with running statistics. The reference evaluator's opset-9 form
+    does not compute this (found by differential testing against onnxruntime)."""
+    epsilon = node.attr("epsilon", 1e-5)
+
+    def run(args, outer=()):
+        x, scale, bias, mean, var = args[:5]
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        inv = (scale / np.sqrt(var.astype(np.float64) + epsilon)).reshape(shape)
+        out = (x - mean.reshape(shape)) * inv + bias.reshape(shape)
+        return [out.astype(x.dtype)]
+
+    return run
+
+
+def _lrn(node: Node):
+    """LRN across channels, per the spec: the window is [c - floor((size-1)/2),
+    c + ceil((size-1)/2)] and alpha is divided by size. The reference evaluator deviates."""
+    size = node.attr("size")
+    alpha, beta, bias = node.attr("alpha", 1e-4), node.attr("beta", 0.75), node.attr("bias", 1.0)
+
+    def run(args, outer=()):
+        x = args[0]
+        squares = np.square(x.astype(np.float64))
+        channels = x.shape[1]
+        padded = np.zeros((x.shape[0], channels + size) + x.shape[2:])
+        before = (size - 1) // 2
+        padded[:, before + 1 : before + 1 + channels] = squares
+        cumulative = np.cumsum(padded, axis=1)
+        window = cumulative[:, size : size + channels] - cumulative[:, :channels]
+        out = x / (bias + alpha / size * window) ** beta
+        return [out.astype(x.dtype)]
+
+    return run
+
+
+def _override(node: Node, model: Model):
+    """Our own evaluator where the reference evaluator deviates from the ONNX spec."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type in ("Softmax", "LogSoftmax", "Hardmax") and model.opset("") < 13:
+        return _legacy_softmax(node.op_type, node)
+    if (
+        node.op_type == "BatchNormalization"
+        and not node.attr("training_mode", 0)
+        and not any(v.name for v in node.outputs[1:])
+    ):
+        return _batchnorm_inference(node)
+    if node.op_type == "LRN":
+        return _lrn(node)
+    return None
+
+
 class NodeEvaluator:
     """Evaluates one IR node on numpy arrays."""
 
@@ -24,12 +101,18 @@ class NodeEvaluator:
         self.label = f"{node.qualified_op}:{node.name or node.outputs[0].name}"
         self.outer = list(_outer_inputs(node))
         self.input_names = [v.name if v is not None else None for v in node.inputs]
+        self._override = _override(node, model)
+        if self._override is not None:
+            return
         proto = node_model_proto(node, model, list(node.inputs), self.outer)
         self._evaluator = ReferenceEvaluator(proto)
         self._feed_names = [i.name for i in proto.graph.input]
 
-    def __call__(self, args: Sequence[np.ndarray | None], outer: Sequence[np.ndarray] = ()
-                 ) -> list[np.ndarray]:
+    def __call__(
+        self, args: Sequence[np.ndarray | None], outer: Sequence[np.ndarray] = ()
+    ) -> list[np.ndarray]:
+        if self._override is not None:
+            return self._override(args, outer)
         feeds = {}
         for name, value in zip(self.input_names, args, strict=True):
             if name is not None:

@@ -54,8 +54,13 @@ def _node_arg(value: Value) -> NodeArg:
 class InferenceSession:
     """Run an ONNX or ``.opt`` model: ``InferenceSession(path | bytes | ModelProto | ir.Model)``."""
 
-    def __init__(self, model: ModelSource | Model, sess_options: SessionOptions | None = None,
-                 providers: list[str | tuple[str, dict]] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        model: ModelSource | Model,
+        sess_options: SessionOptions | None = None,
+        providers: list[str | tuple[str, dict]] | None = None,
+        **kwargs: Any,
+    ):
         self._options = sess_options or SessionOptions()
         self._providers = _select_providers(providers)
         self._model = model if isinstance(model, Model) else load(model)
@@ -88,8 +93,9 @@ class InferenceSession:
     def get_modelmeta(self) -> dict[str, str]:
         return dict(self._model.metadata_props)
 
-    def run(self, output_names: list[str] | None, input_feed: dict[str, Any],
-            run_options: Any = None) -> list[np.ndarray]:
+    def run(
+        self, output_names: list[str] | None, input_feed: dict[str, Any], run_options: Any = None
+    ) -> list[np.ndarray]:
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> array")
         overrides = frozenset(n for n in input_feed if n in self._model.graph.initializers)
@@ -107,8 +113,9 @@ class InferenceSession:
         result = []
         for name in output_names:
             if name not in index:
-                raise InputError(f"unknown output '{name}'; model outputs are: "
-                                 f"{', '.join(plan.output_names)}")
+                raise InputError(
+                    f"unknown output '{name}'; model outputs are: {', '.join(plan.output_names)}"
+                )
             result.append(outputs[index[name]])
         return result
 

@@ -8,8 +8,11 @@ import numpy as np
 from ..ir import Model, to_numpy_dtype
 
 
-def random_feeds(model: Model, seed: int = 0, dims: dict[str, int] | None = None,
-                 ) -> dict[str, np.ndarray]:
+def random_feeds(
+    model: Model,
+    seed: int = 0,
+    dims: dict[str, int] | None = None,
+) -> dict[str, np.ndarray]:
     """One random array per graph input that has no initializer; symbolic dims are taken from
     ``dims`` (default 1 for unknown dims, 2 for named ones)."""
     rng = np.random.default_rng(seed)

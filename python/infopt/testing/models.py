@@ -15,8 +15,15 @@ import onnx
 from onnx import helper, numpy_helper
 
 LIGHT_MODELS = [
-    "bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
-    "squeezenet", "vgg19", "zfnet512",
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
 ]
 
 
@@ -65,7 +72,9 @@ def with_random_weights(path: str | os.PathLike, seed: int = 0) -> onnx.ModelPro
     del graph.node[:]
     graph.node.extend(keep)
     used = {i for n in graph.node for i in n.input}
-    shape_inits = [t for t in graph.initializer if t.name.endswith("__SHAPE") and t.name not in used]
+    shape_inits = [
+        t for t in graph.initializer if t.name.endswith("__SHAPE") and t.name not in used
+    ]
     drop = {t.name for t in shape_inits}
     remaining = [t for t in graph.initializer if t.name not in drop]
     del graph.initializer[:]
