@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close, randn, ref_conv, run_op
+from cpu_helpers import assert_close, randn, ref_conv, run_op
 
 CASES = [
     # (x shape, w shape, attrs)
@@ -14,7 +14,11 @@ CASES = [
     ((1, 2, 16, 16), (3, 2, 5, 5), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
     ((1, 6, 9, 9), (4, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),
     ((2, 8, 10, 10), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),  # depthwise
-    ((1, 8, 11, 13), (8, 1, 5, 5), {"group": 8, "strides": [2, 2], "pads": [2, 2, 2, 2]}),  # depthwise s2
+    (
+        (1, 8, 11, 13),
+        (8, 1, 5, 5),
+        {"group": 8, "strides": [2, 2], "pads": [2, 2, 2, 2]},
+    ),  # depthwise s2
     ((1, 8, 9, 9), (8, 1, 3, 3), {"group": 8, "dilations": [2, 2], "pads": [1, 2, 2, 1]}),
     ((1, 4, 9, 9), (8, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),  # channel multiplier 2
     ((2, 16, 7, 9), (33, 16, 1, 1), {}),  # pointwise
@@ -31,7 +35,9 @@ CASES = [
 
 
 def _ref_attrs(attrs):
-    return {k: attrs[k] for k in ("strides", "pads", "dilations", "group", "auto_pad") if k in attrs}
+    return {
+        k: attrs[k] for k in ("strides", "pads", "dilations", "group", "auto_pad") if k in attrs
+    }
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -68,10 +74,12 @@ ACTS = {
 @pytest.mark.parametrize("act", list(ACTS))
 @pytest.mark.parametrize(
     "xs,ws,attrs",
-    [((1, 4, 9, 9), (6, 4, 3, 3), {"pads": [1, 1, 1, 1]}),
-     ((2, 8, 7, 7), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),
-     ((1, 16, 5, 7), (9, 16, 1, 1), {}),
-     ((1, 6, 8, 8), (6, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1], "strides": [2, 2]})],
+    [
+        ((1, 4, 9, 9), (6, 4, 3, 3), {"pads": [1, 1, 1, 1]}),
+        ((2, 8, 7, 7), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1]}),
+        ((1, 16, 5, 7), (9, 16, 1, 1), {}),
+        ((1, 6, 8, 8), (6, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    ],
 )
 def test_fused_conv(isa, rng, act, xs, ws, attrs):
     x, w, b = randn(rng, *xs), randn(rng, *ws), randn(rng, ws[0])
@@ -81,10 +89,16 @@ def test_fused_conv(isa, rng, act, xs, ws, attrs):
     fattrs = dict(attrs, activation=act)
     if params:
         fattrs["activation_params"] = params
-    assert_close(run_op("infopt.FusedConv", [x, w, b, z], fattrs, isa=isa, threads=2, const=(1, 2)),
-                 fn(conv + z), atol=1e-4)
-    assert_close(run_op("infopt.FusedConv", [x, w, None, z], fattrs, isa=isa),
-                 fn(conv - b.reshape(1, -1, 1, 1) + z), atol=1e-4)
+    assert_close(
+        run_op("infopt.FusedConv", [x, w, b, z], fattrs, isa=isa, threads=2, const=(1, 2)),
+        fn(conv + z),
+        atol=1e-4,
+    )
+    assert_close(
+        run_op("infopt.FusedConv", [x, w, None, z], fattrs, isa=isa),
+        fn(conv - b.reshape(1, -1, 1, 1) + z),
+        atol=1e-4,
+    )
     assert_close(run_op("infopt.FusedConv", [x, w, b], fattrs, isa=isa), fn(conv), atol=1e-4)
 
 
@@ -97,4 +111,7 @@ def test_conv_errors():
     with pytest.raises(ValueError, match="larger than padded input"):
         run_op("Conv", [np.ones((1, 2, 2, 2), np.float32), np.ones((1, 2, 3, 3), np.float32)])
     with pytest.raises(ValueError, match="residual"):
-        run_op("infopt.FusedConv", [x, np.ones((4, 3, 3, 3), np.float32), None, np.ones((1, 4), np.float32)])
+        run_op(
+            "infopt.FusedConv",
+            [x, np.ones((4, 3, 3, 3), np.float32), None, np.ones((1, 4), np.float32)],
+        )

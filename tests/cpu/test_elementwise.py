@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_close, randn, run_op
+from cpu_helpers import assert_close, randn, run_op
 
 BINARY = {
     "Add": np.add,
@@ -122,7 +122,9 @@ def test_unary(isa, rng, op, n):
     assert_close(run_op(op, [x], attrs, isa=isa, threads=2), fn(x.astype(np.float64)))
 
 
-@pytest.mark.parametrize("op,fn", [("Sqrt", np.sqrt), ("Log", np.log), ("Reciprocal", np.reciprocal)])
+@pytest.mark.parametrize(
+    "op,fn", [("Sqrt", np.sqrt), ("Log", np.log), ("Reciprocal", np.reciprocal)]
+)
 def test_unary_positive_domain(isa, rng, op, fn):
     x = np.abs(randn(rng, 3, 33)) + 0.05
     assert_close(run_op(op, [x], isa=isa), fn(x.astype(np.float64)))
@@ -139,7 +141,9 @@ def test_clip_defaults_and_inputs(isa, rng):
 SPECIAL = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.5, -2.5, np.nan, 3.0], np.float32)
 
 
-@pytest.mark.parametrize("op", ["Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "Exp", "Neg", "Abs", "Erf"])
+@pytest.mark.parametrize(
+    "op", ["Relu", "Sigmoid", "Tanh", "LeakyRelu", "Clip", "Exp", "Neg", "Abs", "Erf"]
+)
 def test_unary_special_values(isa, op):
     fn, attrs = UNARY[op]
     x = np.tile(SPECIAL, 3)  # 27 elements: vector body plus tail

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_close, randn, run_op
+from cpu_helpers import assert_close, randn, run_op
 
 SIZES = [1, 7, 8, 9, 15, 16, 17, 31, 33, 100]
 
@@ -33,7 +33,9 @@ def rtol_for(k):
 def test_matmul_sizes(isa, rng, m, n):
     for k in (1, 9, 31, 100):
         a, b = randn(rng, m, k), randn(rng, k, n)
-        assert_close(run_op("MatMul", [a, b], isa=isa), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+        assert_close(
+            run_op("MatMul", [a, b], isa=isa), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4
+        )
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -42,20 +44,34 @@ def test_matmul_blocking(isa, rng, shape, threads):
     # K > KC (256) exercises accumulation across K blocks; M > MC across M blocks.
     m, k, n = shape
     a, b = randn(rng, m, k), randn(rng, k, n)
-    assert_close(run_op("MatMul", [a, b], isa=isa, threads=threads), a.astype(np.float64) @ b,
-                 rtol=rtol_for(k), atol=1e-3)
+    assert_close(
+        run_op("MatMul", [a, b], isa=isa, threads=threads),
+        a.astype(np.float64) @ b,
+        rtol=rtol_for(k),
+        atol=1e-3,
+    )
 
 
 def test_matmul_large_threaded(isa, rng):
     a, b = randn(rng, 513, 300), randn(rng, 300, 4200)  # N > NC (4096)
-    assert_close(run_op("MatMul", [a, b], isa=isa, threads=2), a.astype(np.float64) @ b,
-                 rtol=3e-4, atol=1e-3)
+    assert_close(
+        run_op("MatMul", [a, b], isa=isa, threads=2), a.astype(np.float64) @ b, rtol=3e-4, atol=1e-3
+    )
 
 
 @pytest.mark.parametrize(
     "sa,sb",
-    [((5,), (5,)), ((5,), (5, 3)), ((4, 5), (5,)), ((2, 3, 4, 5), (5, 6)), ((3, 4, 5), (1, 5, 6)),
-     ((2, 1, 4, 5), (3, 5, 7)), ((7,), (2, 7, 3)), ((2, 3, 4), (4,)), ((1, 9, 17), (4, 17, 8))],
+    [
+        ((5,), (5,)),
+        ((5,), (5, 3)),
+        ((4, 5), (5,)),
+        ((2, 3, 4, 5), (5, 6)),
+        ((3, 4, 5), (1, 5, 6)),
+        ((2, 1, 4, 5), (3, 5, 7)),
+        ((7,), (2, 7, 3)),
+        ((2, 3, 4), (4,)),
+        ((1, 9, 17), (4, 17, 8)),
+    ],
 )
 def test_matmul_broadcast(isa, rng, sa, sb):
     a, b = randn(rng, *sa), randn(rng, *sb)

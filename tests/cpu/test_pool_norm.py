@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_close, randn, ref_pool, run_op
+from cpu_helpers import assert_close, randn, ref_pool, run_op
 
 POOLS = [
     ((1, 3, 8, 8), {"kernel_shape": [2, 2], "strides": [2, 2]}),
     ((2, 2, 9, 7), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ((1, 2, 9, 9), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
-    ((1, 2, 10, 10), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1}),
+    (
+        (1, 2, 10, 10),
+        {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1},
+    ),
     ((1, 2, 11, 8), {"kernel_shape": [3, 2], "auto_pad": "SAME_UPPER", "strides": [2, 2]}),
     ((1, 2, 11, 8), {"kernel_shape": [4, 4], "auto_pad": "SAME_LOWER"}),
     ((1, 2, 11, 8), {"kernel_shape": [3, 3], "auto_pad": "VALID", "strides": [2, 1]}),
     ((1, 2, 12, 12), {"kernel_shape": [3, 3], "dilations": [2, 2], "pads": [2, 2, 2, 2]}),
     ((1, 3, 17), {"kernel_shape": [4], "strides": [3], "pads": [1, 2]}),
-    ((1, 2, 5, 6, 7), {"kernel_shape": [2, 3, 2], "strides": [1, 2, 2], "pads": [0, 1, 1, 1, 0, 0]}),
+    (
+        (1, 2, 5, 6, 7),
+        {"kernel_shape": [2, 3, 2], "strides": [1, 2, 2], "pads": [0, 1, 1, 1, 0, 0]},
+    ),
 ]
 
 
@@ -37,8 +43,9 @@ def test_maxpool(isa, rng, xs, attrs):
 @pytest.mark.parametrize("xs,attrs", POOLS)
 def test_averagepool(isa, rng, xs, attrs, count_include_pad):
     x = randn(rng, *xs)
-    ref = ref_pool(x, "avg", attrs["kernel_shape"], count_include_pad=bool(count_include_pad),
-                   **_geo_kw(attrs))
+    ref = ref_pool(
+        x, "avg", attrs["kernel_shape"], count_include_pad=bool(count_include_pad), **_geo_kw(attrs)
+    )
     out = run_op("AveragePool", [x], dict(attrs, count_include_pad=count_include_pad), isa=isa)
     assert_close(out, ref)
 
@@ -47,9 +54,15 @@ def test_pool_ceil_mode_shape():
     # ONNX: in 9, k 3, s 2, ceil -> ceil((9-3)/2)+1 = 4; in 10 -> 5 but the 5th
     # window would start in the padding-free overhang only when pads allow it.
     x = np.arange(2 * 81, dtype=np.float32).reshape(1, 2, 9, 9)
-    assert run_op("MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}).shape == (1, 2, 4, 4)
+    assert run_op(
+        "MaxPool", [x], {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}
+    ).shape == (1, 2, 4, 4)
     x = np.zeros((1, 1, 4, 4), np.float32) + 1
-    out = run_op("MaxPool", [x], {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 1, 1, 1]})
+    out = run_op(
+        "MaxPool",
+        [x],
+        {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 1, 1, 1]},
+    )
     assert out.shape == (1, 1, 3, 3)
 
 
@@ -64,7 +77,10 @@ def test_maxpool_nan(isa):
 def test_global_pools(isa, rng, xs):
     x = randn(rng, *xs)
     axes = tuple(range(2, x.ndim))
-    assert_close(run_op("GlobalAveragePool", [x], isa=isa, threads=2), x.astype(np.float64).mean(axis=axes, keepdims=True))
+    assert_close(
+        run_op("GlobalAveragePool", [x], isa=isa, threads=2),
+        x.astype(np.float64).mean(axis=axes, keepdims=True),
+    )
     assert_close(run_op("GlobalMaxPool", [x], isa=isa), x.max(axis=axes, keepdims=True))
 
 
@@ -73,8 +89,10 @@ def _softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@pytest.mark.parametrize("shape,axis", [((7,), -1), ((3, 17), 1), ((2, 3, 33), -1), ((2, 3, 9), 1), ((4, 5, 6, 7), 0),
-                                        ((2, 100), 0)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [((7,), -1), ((3, 17), 1), ((2, 3, 33), -1), ((2, 3, 9), 1), ((4, 5, 6, 7), 0), ((2, 100), 0)],
+)
 def test_softmax_opset13(isa, rng, shape, axis):
     x = randn(rng, *shape) * 4
     ref = _softmax(x.astype(np.float64), axis)
@@ -82,7 +100,9 @@ def test_softmax_opset13(isa, rng, shape, axis):
     assert_close(run_op("LogSoftmax", [x], {"axis": axis}, isa=isa), np.log(ref), atol=1e-4)
 
 
-@pytest.mark.parametrize("shape,axis", [((3, 17), 1), ((2, 3, 8), 1), ((2, 3, 4, 5), 2), ((2, 3, 4), 0)])
+@pytest.mark.parametrize(
+    "shape,axis", [((3, 17), 1), ((2, 3, 8), 1), ((2, 3, 4, 5), 2), ((2, 3, 4), 0)]
+)
 def test_softmax_legacy(isa, rng, shape, axis):
     x = randn(rng, *shape)
     n = int(np.prod(shape[:axis]))
@@ -108,8 +128,12 @@ def test_batchnorm(isa, rng, shape):
     scale, b, mean = randn(rng, c), randn(rng, c), randn(rng, c)
     var = np.abs(randn(rng, c)) + 0.1
     bshape = (1, c) + (1,) * (len(shape) - 2)
-    ref = (x - mean.reshape(bshape)) / np.sqrt(var.reshape(bshape).astype(np.float64) + 1e-3) * scale.reshape(bshape) + b.reshape(bshape)
-    out = run_op("BatchNormalization", [x, scale, b, mean, var], {"epsilon": 1e-3}, isa=isa, threads=2)
+    ref = (x - mean.reshape(bshape)) / np.sqrt(
+        var.reshape(bshape).astype(np.float64) + 1e-3
+    ) * scale.reshape(bshape) + b.reshape(bshape)
+    out = run_op(
+        "BatchNormalization", [x, scale, b, mean, var], {"epsilon": 1e-3}, isa=isa, threads=2
+    )
     assert_close(out, ref)
 
 
@@ -124,7 +148,7 @@ def test_lrn(isa, rng, size):
         # ONNX window: [c - floor((size-1)/2), c + ceil((size-1)/2)]
         lo = max(0, c - (size - 1) // 2)
         hi = min(c_dim - 1, c + -(-(size - 1) // 2))
-        s = sq[:, lo:hi + 1].sum(axis=1)
+        s = sq[:, lo : hi + 1].sum(axis=1)
         ref[:, c] = x[:, c] / (bias + alpha / size * s) ** beta
     out = run_op("LRN", [x], {"alpha": alpha, "beta": beta, "bias": bias, "size": size}, isa=isa)
     assert_close(out, ref)
@@ -132,8 +156,15 @@ def test_lrn(isa, rng, size):
 
 def test_norm_errors():
     with pytest.raises(ValueError, match="training_mode"):
-        run_op("BatchNormalization", [np.ones((1, 2), np.float32)] + [np.ones(2, np.float32)] * 4, {"training_mode": 1})
+        run_op(
+            "BatchNormalization",
+            [np.ones((1, 2), np.float32)] + [np.ones(2, np.float32)] * 4,
+            {"training_mode": 1},
+        )
     with pytest.raises(ValueError, match=r"input_var.*C=2"):
-        run_op("BatchNormalization", [np.ones((1, 2), np.float32)] + [np.ones(2, np.float32)] * 3 + [np.ones(3, np.float32)])
+        run_op(
+            "BatchNormalization",
+            [np.ones((1, 2), np.float32)] + [np.ones(2, np.float32)] * 3 + [np.ones(3, np.float32)],
+        )
     with pytest.raises(ValueError, match="size"):
         run_op("LRN", [np.ones((1, 2, 2, 2), np.float32)])

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import assert_close, randn, ref_conv
+from cpu_helpers import assert_close, randn, ref_conv
 
 from infopt import _C
 
@@ -30,7 +30,15 @@ def test_module_info():
     assert _C.cpu_isa() in ("avx2", "scalar")
     ops = _C.native_ops()
     assert ops == sorted(ops)
-    for op in ("Conv", "infopt.FusedConv", "Gemm", "infopt.FusedGemm", "MatMul", "Softmax", "Reshape"):
+    for op in (
+        "Conv",
+        "infopt.FusedConv",
+        "Gemm",
+        "infopt.FusedGemm",
+        "MatMul",
+        "Softmax",
+        "Reshape",
+    ):
         assert op in ops
     assert _C.Program(3).num_threads == 3
     assert _C.Program(0).num_threads >= 1
@@ -77,7 +85,9 @@ def _cnn_program(threads):
     p.set_constant(v["w"], w)
     p.set_constant(v["b"], b)
     p.set_constant(v["fc"], fc)
-    p.add_native_step("Conv", [v["x"], v["w"], v["b"]], [v["c"]], {"pads": [1, 1, 1, 1]}, label="conv")
+    p.add_native_step(
+        "Conv", [v["x"], v["w"], v["b"]], [v["c"]], {"pads": [1, 1, 1, 1]}, label="conv"
+    )
     p.add_native_step("Relu", [v["c"]], [v["r"]], {})
     p.add_native_step("MaxPool", [v["r"]], [v["m"]], {"kernel_shape": [2, 2], "strides": [2, 2]})
     p.add_native_step("Flatten", [v["m"]], [v["f"]], {"axis": 1})
@@ -308,7 +318,9 @@ def _run_isa_probe(env_value):
         "assert np.allclose(p.run([x])[0], x @ x)\n"
         "print(p.isa)\n"
     )
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_isa_env_override():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import randn, run_op
+from cpu_helpers import randn, run_op
 
 DTYPES = [np.float32, np.int64, np.uint8, np.float16, np.bool_, np.int32, np.float64]
 
@@ -16,7 +16,12 @@ def _data(rng, shape, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_reshape(rng, dtype):
     x = _data(rng, (2, 3, 4), dtype)
-    for shape, ref in [([4, -1], (4, 6)), ([0, 12], (2, 12)), ([-1], (24,)), ([2, 0, 2, 2], (2, 3, 2, 2))]:
+    for shape, ref in [
+        ([4, -1], (4, 6)),
+        ([0, 12], (2, 12)),
+        ([-1], (24,)),
+        ([2, 0, 2, 2], (2, 3, 2, 2)),
+    ]:
         out = run_op("Reshape", [x, np.array(shape, np.int64)])
         assert out.dtype == dtype
         np.testing.assert_array_equal(out, x.reshape(ref))
@@ -45,9 +50,13 @@ def test_squeeze_unsqueeze(rng):
     x = randn(rng, 1, 3, 1, 4)
     np.testing.assert_array_equal(run_op("Squeeze", [x]), x.reshape(3, 4))
     np.testing.assert_array_equal(run_op("Squeeze", [x], {"axes": [-2]}), x.reshape(1, 3, 4))
-    np.testing.assert_array_equal(run_op("Squeeze", [x, np.array([0], np.int64)]), x.reshape(3, 1, 4))
+    np.testing.assert_array_equal(
+        run_op("Squeeze", [x, np.array([0], np.int64)]), x.reshape(3, 1, 4)
+    )
     y = randn(rng, 3, 4)
-    np.testing.assert_array_equal(run_op("Unsqueeze", [y], {"axes": [0, -1]}), y.reshape(1, 3, 4, 1))
+    np.testing.assert_array_equal(
+        run_op("Unsqueeze", [y], {"axes": [0, -1]}), y.reshape(1, 3, 4, 1)
+    )
     np.testing.assert_array_equal(run_op("Unsqueeze", [y], {"axes": [1]}), y.reshape(3, 1, 4))
     with pytest.raises(ValueError, match="not 1"):
         run_op("Squeeze", [x], {"axes": [1]})
@@ -61,9 +70,18 @@ def test_identity_dropout(rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,perm", [((2, 3), None), ((2, 3, 4), [0, 2, 1]), ((2, 3, 4, 5), [0, 2, 3, 1]),
-                                        ((2, 3, 4, 5), [3, 1, 0, 2]), ((17, 33), [1, 0]), ((1, 3, 1, 5), [2, 3, 0, 1]),
-                                        ((64, 70, 9), [1, 0, 2])])
+@pytest.mark.parametrize(
+    "shape,perm",
+    [
+        ((2, 3), None),
+        ((2, 3, 4), [0, 2, 1]),
+        ((2, 3, 4, 5), [0, 2, 3, 1]),
+        ((2, 3, 4, 5), [3, 1, 0, 2]),
+        ((17, 33), [1, 0]),
+        ((1, 3, 1, 5), [2, 3, 0, 1]),
+        ((64, 70, 9), [1, 0, 2]),
+    ],
+)
 def test_transpose(rng, dtype, shape, perm):
     x = _data(rng, shape, dtype)
     attrs = {} if perm is None else {"perm": perm}
@@ -78,7 +96,9 @@ def test_concat(rng, dtype, axis):
     shape = [2, 3, 4]
     shape[axis] = 7
     xs.append(_data(rng, tuple(shape), dtype))
-    np.testing.assert_array_equal(run_op("Concat", xs, {"axis": axis}), np.concatenate(xs, axis=axis))
+    np.testing.assert_array_equal(
+        run_op("Concat", xs, {"axis": axis}), np.concatenate(xs, axis=axis)
+    )
 
 
 def test_concat_errors():
@@ -94,9 +114,12 @@ def test_gather(rng, idx_dtype, axis):
     x = randn(rng, 5, 6, 7)
     n = x.shape[axis]
     idx = np.array([[0, n - 1, -1], [-n, 2, 1]], idx_dtype)
-    np.testing.assert_array_equal(run_op("Gather", [x, idx], {"axis": axis}), np.take(x, idx, axis=axis))
-    np.testing.assert_array_equal(run_op("Gather", [x, np.array(2, idx_dtype)], {"axis": axis}),
-                                  np.take(x, 2, axis=axis))
+    np.testing.assert_array_equal(
+        run_op("Gather", [x, idx], {"axis": axis}), np.take(x, idx, axis=axis)
+    )
+    np.testing.assert_array_equal(
+        run_op("Gather", [x, np.array(2, idx_dtype)], {"axis": axis}), np.take(x, 2, axis=axis)
+    )
     with pytest.raises(ValueError, match="out of range"):
         run_op("Gather", [x, np.array([n], idx_dtype)], {"axis": axis})
 
@@ -116,7 +139,7 @@ SLICES = [
 def test_slice(rng, dtype, starts, ends, axes, steps):
     x = _data(rng, (5, 6, 7), dtype)
     sl = [slice(None)] * 3
-    for i, (s, e) in enumerate(zip(starts, ends)):
+    for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
         ax = axes[i] if axes else i
         sl[ax] = slice(s, e, steps[i] if steps else 1)
     ref = x[tuple(sl)]
@@ -126,8 +149,13 @@ def test_slice(rng, dtype, starts, ends, axes, steps):
     if steps is not None:
         attrs["steps"] = steps
     np.testing.assert_array_equal(run_op("Slice", [x], attrs), ref)
-    ins = [x, np.array(starts, np.int64), np.array(ends, np.int64),
-           None if axes is None else np.array(axes, np.int64), None if steps is None else np.array(steps, np.int64)]
+    ins = [
+        x,
+        np.array(starts, np.int64),
+        np.array(ends, np.int64),
+        None if axes is None else np.array(axes, np.int64),
+        None if steps is None else np.array(steps, np.int64),
+    ]
     np.testing.assert_array_equal(run_op("Slice", ins), ref)
 
 

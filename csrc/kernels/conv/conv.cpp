@@ -59,35 +59,38 @@ void im2col(const float* x, const Geometry& g, int64_t Cg, int64_t s0, int64_t s
   }
 }
 
-// One output channel plane of a depthwise conv (one input channel, one filter).
+// One output channel plane of a depthwise conv (one input channel, one
+// filter). The input plane is first copied into a zero-padded scratch so the
+// inner loops carry no bounds checks and run contiguously when stride is 1.
 void depthwise_plane(const float* x, const float* w, const Geometry& g, float* y) {
-  const int64_t ow = g.out[2];
+  const int64_t pd = g.in[0] + g.pb[0] + g.pe[0], ph = g.in[1] + g.pb[1] + g.pe[1], pw = g.in[2] + g.pb[2] + g.pe[2];
+  // The padded extent must also cover the last window (floor-mode sizes never exceed it).
+  float* xp = scratch_floats(3, static_cast<size_t>(pd * ph * pw));
+  std::fill(xp, xp + pd * ph * pw, 0.f);
+  for (int64_t z = 0; z < g.in[0]; ++z)
+    for (int64_t r = 0; r < g.in[1]; ++r) {
+      std::memcpy(xp + ((z + g.pb[0]) * ph + r + g.pb[1]) * pw + g.pb[2], x + (z * g.in[1] + r) * g.in[2],
+                  sizeof(float) * static_cast<size_t>(g.in[2]));
+    }
+  const int64_t ow = g.out[2], sx = g.s[2];
   for (int64_t oz = 0; oz < g.out[0]; ++oz)
     for (int64_t oy = 0; oy < g.out[1]; ++oy) {
       float* yr = y + (oz * g.out[1] + oy) * ow;
       std::fill(yr, yr + ow, 0.f);
-      for (int64_t kz = 0; kz < g.k[0]; ++kz) {
-        const int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
-        if (iz < 0 || iz >= g.in[0]) continue;
+      for (int64_t kz = 0; kz < g.k[0]; ++kz)
         for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-          const int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
-          if (iy < 0 || iy >= g.in[1]) continue;
-          const float* xr = x + (iz * g.in[1] + iy) * g.in[2];
+          const float* xr = xp + ((oz * g.s[0] + kz * g.d[0]) * ph + oy * g.s[1] + ky * g.d[1]) * pw;
           const float* wr = w + (kz * g.k[1] + ky) * g.k[2];
           for (int64_t kx = 0; kx < g.k[2]; ++kx) {
-            const int64_t off = kx * g.d[2] - g.pb[2];
-            int64_t lo, hi;
-            valid_range(ow, g.s[2], off, g.in[2], lo, hi);
             const float wv = wr[kx];
-            if (g.s[2] == 1) {
-              const float* xs = xr + off;
-              for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xs[o];
+            const float* xs = xr + kx * g.d[2];
+            if (sx == 1) {
+              for (int64_t o = 0; o < ow; ++o) yr[o] += wv * xs[o];
             } else {
-              for (int64_t o = lo; o < hi; ++o) yr[o] += wv * xr[o * g.s[2] + off];
+              for (int64_t o = 0; o < ow; ++o) yr[o] += wv * xs[o * sx];
             }
           }
         }
-      }
     }
 }
 

@@ -45,11 +45,39 @@ def _constant_of_shape(node: Node, shape: np.ndarray) -> list[np.ndarray]:
     return [np.full(tuple(int(d) for d in shape), fill, dtype=np.asarray(fill).dtype)]
 
 
-# op -> evaluator(node, *inputs) -> outputs; quicker than the reference evaluator for these
+def _axes(node: Node, given: np.ndarray | None) -> list[int]:
+    """Axes from the opset-13 input form, or the older attribute form."""
+    return [int(a) for a in (given if given is not None else node.attr("axes", []))]
+
+
+def _unsqueeze(node: Node, x: np.ndarray, axes: np.ndarray | None = None) -> list[np.ndarray]:
+    rank = x.ndim + len(_axes(node, axes))
+    return [np.expand_dims(x, tuple(sorted(a % rank for a in _axes(node, axes))))]
+
+
+def _squeeze(node: Node, x: np.ndarray, axes: np.ndarray | None = None) -> list[np.ndarray]:
+    chosen = _axes(node, axes)
+    return [np.squeeze(x, tuple(a % x.ndim for a in chosen)) if chosen else np.squeeze(x)]
+
+
+def _reshape(node: Node, x: np.ndarray, shape: np.ndarray) -> list[np.ndarray]:
+    dims = [int(d) for d in shape]
+    if not node.attr("allowzero", 0):
+        dims = [x.shape[i] if d == 0 else d for i, d in enumerate(dims)]
+    return [x.reshape(dims)]
+
+
+# op -> evaluator(node, *inputs) -> outputs; quicker than the reference evaluator for the ops
+# exporters emit around shapes (the reference evaluator costs ~1 ms per node to set up)
 _EVALUATORS = {
     "Shape": _shape,
     "ConstantOfShape": _constant_of_shape,
     "Identity": lambda node, x: [x],
+    "Unsqueeze": _unsqueeze,
+    "Squeeze": _squeeze,
+    "Reshape": _reshape,
+    "Concat": lambda node, *xs: [np.concatenate(xs, axis=node.attr("axis"))],
+    "Gather": lambda node, x, i: [np.take(x, i, axis=node.attr("axis", 0))],
 }
 
 
