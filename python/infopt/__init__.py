@@ -4,7 +4,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from . import ir
+from pathlib import Path as _Path
+
+# Triton kernels live in the top-level kernels/ folder and are installed as infopt.kernels; in a
+# source checkout (python/ on sys.path) make infopt.kernels resolve to that folder too.
+_source_kernels = _Path(__file__).resolve().parents[2] / "kernels"
+if not (_Path(__file__).parent / "kernels").exists() and (_source_kernels / "__init__.py").exists():
+    __path__.append(str(_source_kernels.parent))
+
+from . import ir  # noqa: E402
 from .errors import InfoptError, InputError, ModelError, UnsupportedOpError
 from .ir import load, save
 

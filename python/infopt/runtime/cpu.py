@@ -86,7 +86,8 @@ def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True)
             args = [constants[id(v)] if v is not None else None for v in node.inputs]
             results = NodeEvaluator(node, model)(args)
             for out, result in zip(node.outputs, results, strict=False):
-                constants[id(out)] = np.ascontiguousarray(result)
+                if out.name:
+                    constants[id(out)] = np.require(result, requirements="C")
             plan.precomputed += 1
             continue
         evaluated_outside.append(node)
@@ -119,7 +120,7 @@ def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True)
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(array)
+    return np.require(array, requirements="C")
 
 
 def _precomputable(node: Node, constants: dict[int, np.ndarray]) -> bool:
@@ -147,7 +148,8 @@ def _add_fallback_step(program, node: Node, model: Model, vid) -> None:
 
     def step(args: list[np.ndarray | None]) -> list[np.ndarray]:
         results = evaluator(args[:n_inputs], args[n_inputs:])
-        return [np.ascontiguousarray(results[i]) for i in out_index]
+        # np.require, not ascontiguousarray: the latter turns 0-d results into 1-d
+        return [np.require(results[i], requirements="C") for i in out_index]
 
     inputs = [vid(v) if v is not None else -1 for v in node.inputs]
     inputs += [vid(v) for v in outer_values]

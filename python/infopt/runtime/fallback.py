@@ -112,15 +112,23 @@ class NodeEvaluator:
         self, args: Sequence[np.ndarray | None], outer: Sequence[np.ndarray] = ()
     ) -> list[np.ndarray]:
         if self._override is not None:
-            return self._override(args, outer)
+            return self._override(args, outer)[: len(self.node.outputs)]
         feeds = {}
         for name, value in zip(self.input_names, args, strict=True):
             if name is not None:
                 feeds[name] = value
         for v, value in zip(self.outer, outer, strict=True):
             feeds[v.name] = value
-        results = self._evaluator.run(None, feeds)
-        return [np.asarray(r) if not isinstance(r, list) else r for r in results]
+        results = iter(self._evaluator.run(None, feeds))
+        # the one-node model lists only named outputs; realign with the node's output slots
+        return [(_as_value(next(results)) if out.name else None) for out in self.node.outputs]
+
+
+def _as_value(result):
+    """Tensors as numpy arrays (0-d kept 0-d); sequences, maps and optionals as they come."""
+    if isinstance(result, np.ndarray | np.generic):
+        return np.asarray(result)
+    return result
 
 
 def _outer_inputs(node: Node) -> list[Value]:
@@ -130,3 +138,69 @@ def _outer_inputs(node: Node) -> list[Value]:
             refs.setdefault(id(v), v)
     own = {id(v) for v in node.inputs if v is not None}
     return [v for k, v in refs.items() if k not in own]
+
+
+# Element types the native executor stores (ONNX TensorProto codes).
+NATIVE_DTYPES = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13}
+
+
+class PythonPlan:
+    """Runs a whole graph node by node through NodeEvaluator. Used when the graph carries values
+    the native executor cannot hold (sequences, maps, optionals, strings, bfloat16, float8...),
+    so that every valid ONNX model still runs."""
+
+    def __init__(self, model: Model, frozen_defaults: bool = True):
+        graph = model.graph
+        self.input_names = [
+            v.name for v in graph.inputs if not (frozen_defaults and v.name in graph.initializers)
+        ]
+        self.output_names = [v.name for v in graph.outputs]
+        self._inputs = [v for v in graph.inputs if v.name in self.input_names]
+        self._constants = {
+            id(v): v.const.numpy()
+            for v in graph.initializers.values()
+            if v.name not in self.input_names
+        }
+        self._steps = [(node, NodeEvaluator(node, model)) for node in graph.nodes]
+        self._outputs = list(graph.outputs)
+        self.native_ops: dict[str, int] = {}
+        self.fallback_ops: dict[str, int] = {}
+        for node, _ in self._steps:
+            self.fallback_ops[node.qualified_op] = self.fallback_ops.get(node.qualified_op, 0) + 1
+        self.fallback_reasons = {
+            op: "graph carries values the native executor cannot hold" for op in self.fallback_ops
+        }
+        self.precomputed = 0
+        self.program = self  # the session calls plan.program.run(feeds)
+
+    def run(self, feeds: list) -> list:
+        env: dict[int, object] = dict(self._constants)
+        for value, array in zip(self._inputs, feeds, strict=True):
+            env[id(value)] = array
+        for node, evaluator in self._steps:
+            args = [env[id(v)] if v is not None else None for v in node.inputs]
+            outer = [env[id(v)] for v in evaluator.outer]
+            for out, result in zip(node.outputs, evaluator(args, outer), strict=True):
+                if out.name:
+                    env[id(out)] = result
+        return [_fresh(env[id(v)]) for v in self._outputs]
+
+
+def _fresh(value):
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def needs_python_plan(model: Model) -> str | None:
+    """Why the native executor cannot run this graph, or None if it can."""
+    graph = model.graph
+    values = list(graph.inputs) + list(graph.outputs)
+    values += [v for n in graph.nodes for v in n.outputs if v.name]
+    for v in values:
+        if v.type_payload is not None:
+            return f"value %{v.name} is not a tensor"
+        if v.dtype is not None and v.dtype not in NATIVE_DTYPES:
+            return f"value %{v.name} has an element type the native executor does not hold"
+    for v in graph.initializers.values():
+        if v.const.dtype not in NATIVE_DTYPES:
+            return f"initializer %{v.name} has an element type the native executor does not hold"
+    return None

@@ -134,6 +134,14 @@ class InferenceSession:
         return dict(self._plan_for(frozenset()).native_ops)
 
     @property
+    def uses_python_plan(self) -> bool:
+        """True when the graph holds values the native executor cannot carry, so every node runs
+        through the fallback evaluator."""
+        from .fallback import PythonPlan
+
+        return isinstance(self._plan_for(frozenset()), PythonPlan)
+
+    @property
     def program(self):
         return self._plan_for(frozenset()).program
 
@@ -143,8 +151,12 @@ class InferenceSession:
             plan = self._plans.get(overrides)
             if plan is None:
                 from .cpu import build_plan
+                from .fallback import PythonPlan, needs_python_plan
 
-                plan = build_plan(self._model, self._threads, frozen_defaults=not overrides)
+                if needs_python_plan(self._model):
+                    plan = PythonPlan(self._model, frozen_defaults=not overrides)
+                else:
+                    plan = build_plan(self._model, self._threads, frozen_defaults=not overrides)
                 self._plans[overrides] = plan
             return plan
 
@@ -155,6 +167,8 @@ class InferenceSession:
                 return np.ascontiguousarray(self._model.graph.initializers[name].const.numpy())
             raise InputError(f"missing input '{name}'")
         array = feeds[name]
+        if value.type_payload is not None:  # a sequence, map or optional: passed as is
+            return array
         if not isinstance(array, np.ndarray):
             try:
                 array = np.asarray(array)
@@ -179,13 +193,13 @@ class InferenceSession:
                         f"input '{name}' has shape {list(array.shape)}, the model expects "
                         f"{list(value.shape)} (dim {axis} must be {want_dim})"
                     )
-        return np.ascontiguousarray(array)
+        return np.require(array, requirements="C")
 
     def _check_symbolic_dims(self, names: list[str], arrays: list[np.ndarray]) -> None:
         bound: dict[str, tuple[int, str]] = {}
         for name, array in zip(names, arrays, strict=True):
             shape = self._by_name[name].shape or ()
-            for got, dim in zip(array.shape, shape, strict=False):
+            for got, dim in zip(getattr(array, "shape", ()), shape, strict=False):
                 if isinstance(dim, str):
                     if dim in bound and bound[dim][0] != got:
                         raise InputError(
