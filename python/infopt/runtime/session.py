@@ -72,6 +72,13 @@ class InferenceSession:
         self._inputs = [v for v in graph.inputs]
         self._required = [v for v in graph.inputs if v.name not in graph.initializers]
         self._by_name = {v.name: v for v in graph.inputs}
+        self._specs = {
+            v.name: _InputSpec(
+                v,
+                graph.initializers[v.name].const.numpy() if v.name in graph.initializers else None,
+            )
+            for v in graph.inputs
+        }
         self._plans: dict[frozenset[str], Any] = {}
         self._lock = threading.Lock()
         self._threads = int(self._options.intra_op_num_threads or 0)
@@ -99,12 +106,12 @@ class InferenceSession:
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> array")
         overrides = frozenset(n for n in input_feed if n in self._model.graph.initializers)
-        plan = self._plan_for(overrides)
+        plan = self._plans.get(overrides) or self._plan_for(overrides)
         arrays = [self._check_feed(name, input_feed) for name in plan.input_names]
-        unknown = set(input_feed) - set(self._by_name)
-        if unknown:
+        if len(input_feed) > len(arrays) or any(n not in self._by_name for n in input_feed):
+            unknown = sorted(set(input_feed) - set(self._by_name))
             names = ", ".join(sorted(v.name for v in self._required))
-            raise InputError(f"unknown input '{sorted(unknown)[0]}'; model inputs are: {names}")
+            raise InputError(f"unknown input '{unknown[0]}'; model inputs are: {names}")
         self._check_symbolic_dims(plan.input_names, arrays)
         outputs = plan.program.run(arrays)
         if output_names is None:
@@ -160,53 +167,69 @@ class InferenceSession:
                 self._plans[overrides] = plan
             return plan
 
-    def _check_feed(self, name: str, feeds: dict[str, Any]) -> np.ndarray:
-        value = self._by_name[name]
+    def _check_feed(self, name: str, feeds: dict[str, Any]) -> Any:
+        spec = self._specs[name]
         if name not in feeds:
-            if name in self._model.graph.initializers:
-                return np.ascontiguousarray(self._model.graph.initializers[name].const.numpy())
+            if spec.default is not None:
+                return spec.default
             raise InputError(f"missing input '{name}'")
-        array = feeds[name]
-        if value.type_payload is not None:  # a sequence, map or optional: passed as is
+        return spec.check(feeds[name])
+
+    def _check_symbolic_dims(self, names: list[str], arrays: list[Any]) -> None:
+        bound: dict[str, tuple[int, str]] = {}
+        for name, array in zip(names, arrays, strict=True):
+            for axis, dim in self._specs[name].symbolic:
+                got = array.shape[axis]
+                if dim in bound and bound[dim][0] != got:
+                    raise InputError(
+                        f"input '{name}' gives dim '{dim}' = {got}, but input "
+                        f"'{bound[dim][1]}' gave {bound[dim][0]}"
+                    )
+                bound.setdefault(dim, (got, name))
+
+
+class _InputSpec:
+    """What a feed for one graph input must look like, computed once per session."""
+
+    def __init__(self, value: Value, default: np.ndarray | None):
+        self.name = value.name
+        self.value = value
+        self.default = None if default is None else np.require(default, requirements="C")
+        self.opaque = value.type_payload is not None  # sequences, maps, optionals: as given
+        self.dtype = to_numpy_dtype(value.dtype) if value.dtype is not None else None
+        self.shape = None if value.shape is None else tuple(value.shape)
+        self.symbolic = [(axis, d) for axis, d in enumerate(self.shape or ()) if isinstance(d, str)]
+
+    def check(self, array: Any) -> Any:
+        if self.opaque:
             return array
+        name = self.name
         if not isinstance(array, np.ndarray):
             try:
                 array = np.asarray(array)
             except Exception:
                 raise InputError(f"input '{name}' is not an array") from None
-        if value.dtype is not None:
-            want = to_numpy_dtype(value.dtype)
-            if array.dtype != want:
-                raise InputError(
-                    f"input '{name}' has dtype {array.dtype}, the model expects {want} "
-                    f"({_type_string(value)})"
-                )
-        if value.shape is not None:
-            if array.ndim != len(value.shape):
+        if self.dtype is not None and array.dtype != self.dtype:
+            raise InputError(
+                f"input '{name}' has dtype {array.dtype}, the model expects {self.dtype} "
+                f"({_type_string(self.value)})"
+            )
+        shape = self.shape
+        if shape is not None:
+            if array.ndim != len(shape):
                 raise InputError(
                     f"input '{name}' has rank {array.ndim} (shape {list(array.shape)}), the "
-                    f"model expects rank {len(value.shape)} ({list(value.shape)})"
+                    f"model expects rank {len(shape)} ({list(shape)})"
                 )
-            for axis, (got, want_dim) in enumerate(zip(array.shape, value.shape, strict=True)):
-                if isinstance(want_dim, int) and got != want_dim:
+            for axis, (got, want) in enumerate(zip(array.shape, shape, strict=True)):
+                if got != want and isinstance(want, int):
                     raise InputError(
                         f"input '{name}' has shape {list(array.shape)}, the model expects "
-                        f"{list(value.shape)} (dim {axis} must be {want_dim})"
+                        f"{list(shape)} (dim {axis} must be {want})"
                     )
-        return np.require(array, requirements="C")
-
-    def _check_symbolic_dims(self, names: list[str], arrays: list[np.ndarray]) -> None:
-        bound: dict[str, tuple[int, str]] = {}
-        for name, array in zip(names, arrays, strict=True):
-            shape = self._by_name[name].shape or ()
-            for got, dim in zip(getattr(array, "shape", ()), shape, strict=False):
-                if isinstance(dim, str):
-                    if dim in bound and bound[dim][0] != got:
-                        raise InputError(
-                            f"input '{name}' gives dim '{dim}' = {got}, but input "
-                            f"'{bound[dim][1]}' gave {bound[dim][0]}"
-                        )
-                    bound.setdefault(dim, (got, name))
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array) if array.ndim else array.copy()
+        return array
 
 
 def _select_providers(providers) -> list[str]:
