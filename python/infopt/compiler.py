@@ -102,7 +102,17 @@ def lower(model: Model, target: str) -> Model:
     if target == "onnx" and model.functions:
         model = inline_functions(model)
         model.opset_imports.pop("infopt", None)
+        # function bodies bring their own constants and repeated subexpressions
+        PassManager(ONNX_TARGET_CLEANUP).run(model)
     return model
+
+
+ONNX_TARGET_CLEANUP = [
+    "fold_constants",
+    "merge_initializers",
+    "eliminate_common_subexpressions",
+    "eliminate_dead_code",
+]
 
 
 class _Progress(Instrument):

@@ -639,10 +639,20 @@ def infer_types(model: Model) -> int:
 
 
 def inline_functions(model: Model) -> Model:
-    """The same model with every model-local function call replaced by its body."""
+    """The same model with every model-local function call replaced by its body.
+
+    Large initializers do not go through the inliner (it would copy every weight twice): they are
+    declared as inputs for the round trip and re-attached afterwards."""
     from onnx import inliner
 
-    proto = inliner.inline_local_functions(model_to_proto(model))
+    big = {
+        name: value
+        for name, value in model.graph.initializers.items()
+        if value.const.size > _INLINE_COPY_LIMIT
+    }
+    proto = inliner.inline_local_functions(
+        model_to_proto(model, declare_tensors_above=_INLINE_COPY_LIMIT)
+    )
     del proto.functions[:]
     used = {n.domain for n in _all_nodes(proto.graph)}
     keep = [
@@ -650,4 +660,18 @@ def inline_functions(model: Model) -> Model:
     ]
     del proto.opset_import[:]
     proto.opset_import.extend(keep)
-    return model_from_proto(proto)
+    result = model_from_proto(proto)
+    graph = result.graph
+    was_input = {v.name for v in model.graph.inputs}
+    for value in list(graph.inputs):
+        original = big.get(value.name)
+        if original is None:
+            continue
+        value.const = original.const
+        graph.initializers[value.name] = value
+        if value.name not in was_input:
+            graph.inputs.remove(value)
+    return result
+
+
+_INLINE_COPY_LIMIT = 4096

@@ -4,23 +4,17 @@
 
 The epilogue's structure is part of the op name (``FusedConvAddRelu``) rather than an attribute,
 because an ONNX function body cannot branch on an attribute; Conv's own attributes and the
-activation's parameters pass through as attribute references.
+activation's parameters (``ACTIVATIONS``: e.g. ``alpha`` for LeakyRelu, ``min``/``max`` for Clip)
+pass through as attribute references. Native kernel: ``infopt.FusedConv`` (X, W, B, Z; Conv
+attributes + ``activation`` name + ``activation_params``).
 """
 
 from __future__ import annotations
 
-from ..ir import Attr, Function, Graph, Model, Node, Value
+from ..ir import Attr, Function, Model
+from ._body import ACTIVATIONS, Body, apply_activation
 
 CONV_ATTRS = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
-
-# activation op -> its attributes (passed through by reference)
-ACTIVATIONS: dict[str, list[str]] = {
-    "Relu": [],
-    "LeakyRelu": ["alpha"],
-    "Sigmoid": [],
-    "Tanh": [],
-    "HardSigmoid": ["alpha", "beta"],
-}
 
 
 def op_name(residual: bool, activation: str | None) -> str:
@@ -41,40 +35,16 @@ def parse_op_name(op_type: str) -> tuple[bool, str | None] | None:
 
 def _builder(residual: bool, activation: str | None):
     def build(model: Model) -> Function:
-        body = Graph(op_name(residual, activation))
-        x, w, b = Value("X"), Value("W"), Value("B")
-        for v in (x, w, b):
-            body.add_input(v)
-        inputs = ["X", "W", "B"]
-        conv_out = Value("conv")
-        conv_attrs = [Attr(a, _attr_kind(a), ref=a) for a in CONV_ATTRS]
-        body.append(Node("Conv", [x, w, b], [conv_out], attrs=conv_attrs))
-        current = conv_out
+        body = Body(op_name(residual, activation))
+        x, w, b = body.input("X"), body.input("W"), body.input("B")
+        refs = {a: (_attr_kind(a), a) for a in CONV_ATTRS}
+        current = body.op("Conv", x, w, b, refs=refs)
         if residual:
-            z = body.add_input(Value("Z"))
-            inputs.append("Z")
-            added = Value("sum")
-            body.append(Node("Add", [current, z], [added]))
-            current = added
-        if activation:
-            act_out = Value("act")
-            act_attrs = [Attr(a, "FLOAT", ref=a) for a in ACTIVATIONS[activation]]
-            body.append(Node(activation, [current], [act_out], attrs=act_attrs))
-            current = act_out
-        y = Value("Y")
-        body.append(Node("Identity", [current], [y]))
-        body.outputs.append(y)
+            current = body.op("Add", current, body.input("Z"))
+        current = apply_activation(body, current, activation, model.opset(""))
         attributes = CONV_ATTRS + (ACTIVATIONS[activation] if activation else [])
-        return Function(
-            domain="infopt",
-            name=op_name(residual, activation),
-            inputs=inputs,
-            outputs=["Y"],
-            body=body,
-            attributes=attributes,
-            opset_imports={"": max(model.opset(""), 9)},
-            doc_string=f"Y = {activation or ''}(Conv(X, W, B){' + Z' if residual else ''})",
-        )
+        doc = f"Y = {activation or ''}(Conv(X, W, B){' + Z' if residual else ''})"
+        return body.function(model, current, attributes, doc, min_opset=9)
 
     return build
 
@@ -89,3 +59,5 @@ FUNCTIONS = {
     for act in [None, *ACTIVATIONS]
     if residual or act
 }
+
+__all__ = ["ACTIVATIONS", "CONV_ATTRS", "FUNCTIONS", "Attr", "op_name", "parse_op_name"]

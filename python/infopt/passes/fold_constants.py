@@ -1,6 +1,9 @@
 """Constant folding: evaluate nodes whose inputs are all constants and store the result.
 
-Identity relied on: a deterministic op applied to constants is a constant. Evaluation goes
+Identity relied on: a deterministic op applied to constants is a constant. Shapes count as
+constants where inference knows them: ``Shape(x)`` of a statically shaped ``x``, and
+``Gather(Shape(x), i)`` / ``Slice(Shape(x))`` picking only static dims of a symbolically shaped
+one, fold too (the Shape->Gather->Concat->Reshape chains of dynamic exporters). Evaluation goes
 through a small table of numpy evaluators for the ops exporters emit around shapes, and onnx's
 reference evaluator for everything else. Refuses (leaves the node) when the op is random or has
 subgraphs, when the result would exceed MAX_FOLDED_BYTES and be larger than its inputs (an Expand
@@ -67,6 +70,15 @@ def _reshape(node: Node, x: np.ndarray, shape: np.ndarray) -> list[np.ndarray]:
     return [x.reshape(dims)]
 
 
+def _cast(node: Node, x: np.ndarray) -> list[np.ndarray]:
+    from ..ir import to_numpy_dtype
+
+    to = to_numpy_dtype(node.attr("to"))
+    if x.dtype.kind in "fc" and to.kind in "iub":
+        raise ValueError("float to integer cast: left to the reference evaluator")
+    return [x.astype(to)]
+
+
 # op -> evaluator(node, *inputs) -> outputs; quicker than the reference evaluator for the ops
 # exporters emit around shapes (the reference evaluator costs ~1 ms per node to set up)
 _EVALUATORS = {
@@ -78,7 +90,47 @@ _EVALUATORS = {
     "Reshape": _reshape,
     "Concat": lambda node, *xs: [np.concatenate(xs, axis=node.attr("axis"))],
     "Gather": lambda node, x, i: [np.take(x, i, axis=node.attr("axis", 0))],
+    "Cast": _cast,
 }
+
+
+def _static_dims(node: Node, model: Model) -> np.ndarray | None:
+    """The value of a Shape node (or a Gather/Slice of one) when the dims it yields are static."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type == "Shape" and node.inputs and node.inputs[0] is not None:
+        shape = node.inputs[0].shape
+        if shape is None:
+            return None
+        rank = len(shape)
+        start, end = node.attr("start", 0), node.attr("end", rank)
+        dims = list(shape)[slice(start, end)]
+        if all(isinstance(d, int) for d in dims):
+            return np.array(dims, dtype=np.int64)
+        return None
+    if node.op_type not in ("Gather", "Slice") or node.inputs[0] is None:
+        return None
+    src = node.inputs[0].producer
+    if src is None or src.op_type != "Shape" or src.domain not in ("", "ai.onnx"):
+        return None
+    rest = node.inputs[1:]
+    if any(v is not None and v.const is None for v in rest) or src.inputs[0].shape is None:
+        return None
+    shape = list(src.inputs[0].shape)
+    shape = shape[slice(src.attr("start", 0), src.attr("end", len(shape)))]
+    index = np.arange(len(shape))
+    try:
+        if node.op_type == "Gather":
+            picked = np.take(index, rest[0].const.numpy(), axis=0)
+        else:
+            args = [v.const.numpy() if v is not None else None for v in rest]
+            picked = NodeEvaluator(node, model)([index, *args])[0]
+    except Exception:
+        return None
+    dims = [shape[int(i)] for i in np.asarray(picked).reshape(-1)]
+    if not all(isinstance(d, int) for d in dims):
+        return None
+    return np.array(dims, dtype=np.int64).reshape(np.asarray(picked).shape)
 
 
 def _output_bytes_estimate(node: Node, inputs: list[np.ndarray | None]) -> int | None:
@@ -104,6 +156,13 @@ class FoldConstants(Pass):
         for graph in walk_graphs(model.graph):
             graph_inputs = {id(v) for v in graph.inputs}
             for node in list(graph.nodes):
+                dims = None if self._foldable(node, graph_inputs) else _static_dims(node, model)
+                if dims is not None:
+                    _replace_with_constant(graph, node.outputs[0], dims)
+                    if not node.outputs[0].uses and not graph.is_graph_output(node.outputs[0]):
+                        graph.remove_node(node)
+                    folded += 1
+                    continue
                 if not self._foldable(node, graph_inputs):
                     continue
                 args = [v.const.numpy() if v is not None else None for v in node.inputs]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from .base import Pass
+from .eliminate_common_subexpressions import EliminateCommonSubexpressions
 from .eliminate_dead_code import EliminateDeadCode
 from .fold_constants import FoldConstants
 from .freeze_initializer_inputs import FreezeInitializerInputs
+from .fuse_attention import FuseAttention
+from .fuse_batchnorm import BatchNormToScaleShift, FuseBatchNorm
 from .fuse_conv_activation import FuseConvActivation
+from .fuse_gelu import FuseGelu
+from .fuse_gemm_activation import FuseGemmActivation
+from .fuse_layer_norm import FuseLayerNorm
+from .fuse_pad_conv import FusePadConv
 from .infer_shapes import InferShapes
+from .merge_initializers import MergeInitializers
 from .remove_identity import RemoveIdentity
+from .simplify_shape_ops import SimplifyShapeOps
 
 PASSES: dict[str, type[Pass]] = {
     cls.name: cls
@@ -18,6 +27,16 @@ PASSES: dict[str, type[Pass]] = {
         FoldConstants,
         RemoveIdentity,
         EliminateDeadCode,
+        MergeInitializers,
+        EliminateCommonSubexpressions,
+        SimplifyShapeOps,
+        FuseBatchNorm,
+        BatchNormToScaleShift,
+        FusePadConv,
+        FuseLayerNorm,
+        FuseGelu,
+        FuseAttention,
+        FuseGemmActivation,
         FuseConvActivation,
     )
 }

