@@ -86,6 +86,8 @@ PYBIND11_MODULE(_C, m) {
     throw std::invalid_argument("unknown ISA '" + isa + "'");
   });
   m.def("native_ops", &native_ops, "Sorted op keys that run natively.");
+  m.def("native_op_dtypes", &native_op_dtypes,
+        "{op: numpy dtype names its data inputs accept} for ops that take more than float32.");
   m.def("gemm_variants", [] {
     std::vector<std::string> names;
     for (const auto* v : gemm::variants()) {

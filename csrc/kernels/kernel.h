@@ -1,5 +1,6 @@
 // The contract between the executor and a native op.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,11 @@ class Kernel {
   virtual void run(StepIO& io) const = 0;
   // Input index whose buffer output `out` aliases (view ops), or -1.
   virtual int view_of(int out) const { return -1; }
+  // Inputs, in order of preference, whose buffer output 0 may overwrite when
+  // that input dies at this step and has the output's byte size: the kernel
+  // never reads element k of the input after writing element k of the output
+  // (elementwise ops, row-wise normalisations).
+  virtual std::vector<int> inplace_inputs() const { return {}; }
   // Called once before the first run; constants[i] is the constant input i or
   // nullptr. Lets kernels pre-pack weights for the Program's ISA.
   virtual void prepare(const std::vector<const Tensor*>& constants, Isa isa) {}
@@ -58,6 +64,11 @@ struct OpDef {
 // Throws std::invalid_argument naming the op (and attribute) on failure.
 std::unique_ptr<Kernel> make_kernel(const std::string& op, const Attrs& attrs, int num_inputs, int num_outputs);
 std::vector<std::string> native_ops();
+// Ops whose kernels accept more than float32 in their data input(s), with the
+// numpy names of those dtypes. Ops not listed take float32 data only. The
+// data inputs are input 0 (and 1 for binary ops), X / Y for Where; index-like
+// inputs (shape, pads, axes, repeats, split, k) are int64 or int32.
+std::map<std::string, std::vector<std::string>> native_op_dtypes();
 
 // Per-family registration (one explicit list in registry.cpp).
 void register_gemm_ops(std::vector<OpDef>& ops);
@@ -66,6 +77,10 @@ void register_pool_ops(std::vector<OpDef>& ops);
 void register_elementwise_ops(std::vector<OpDef>& ops);
 void register_norm_ops(std::vector<OpDef>& ops);
 void register_shape_ops(std::vector<OpDef>& ops);
+void register_reduce_ops(std::vector<OpDef>& ops);
+void register_tensor_ops(std::vector<OpDef>& ops);
+void register_resize_ops(std::vector<OpDef>& ops);
+void register_attention_ops(std::vector<OpDef>& ops);
 
 // Helpers for argument checks; messages name the tensor and its shape.
 const Tensor& require_input(const StepIO& io, int i, const char* name);

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include "kernels/kernel.h"
@@ -15,6 +16,10 @@ const std::vector<OpDef>& registry() {
     register_elementwise_ops(r);
     register_norm_ops(r);
     register_shape_ops(r);
+    register_reduce_ops(r);
+    register_tensor_ops(r);
+    register_resize_ops(r);
+    register_attention_ops(r);
     std::sort(r.begin(), r.end(), [](const OpDef& a, const OpDef& b) { return a.name < b.name; });
     return r;
   }();
@@ -43,6 +48,30 @@ std::vector<std::string> native_ops() {
   std::vector<std::string> names;
   for (const OpDef& d : registry()) names.push_back(d.name);
   return names;
+}
+
+std::map<std::string, std::vector<std::string>> native_op_dtypes() {
+  const std::vector<std::string> all = {"float32", "float64", "float16", "int64", "int32", "int16", "int8",
+                                        "uint64", "uint32", "uint16", "uint8", "bool"};
+  const std::vector<std::string> arith = {"float32", "float64", "int64", "int32"};
+  std::map<std::string, std::vector<std::string>> m;
+  for (const char* op : {"Concat", "Reshape", "Flatten", "Transpose", "Identity", "Dropout", "Squeeze", "Unsqueeze",
+                         "Gather", "Slice", "Shape", "Expand", "Tile", "Split", "Pad", "Trilu", "Where", "Cast",
+                         "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"}) {
+    m[op] = all;
+  }
+  m["Resize"] = all;  // nearest; linear needs float32
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Pow", "Sum", "Max", "Min"}) m[op] = arith;
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceSumSquare",
+                         "ReduceLogSum", "ReduceLogSumExp"}) {
+    m[op] = arith;
+  }
+  for (const char* op : {"ReduceMax", "ReduceMin"}) m[op] = {"float32", "float64", "int64", "int32", "int8", "uint8", "bool"};
+  for (const char* op : {"And", "Or", "Xor", "Not"}) m[op] = {"bool"};
+  m["IsNaN"] = m["IsInf"] = {"float32", "float64", "float16"};
+  m["Range"] = {"float32", "float64", "int64", "int32", "int16"};
+  m["ConstantOfShape"] = {"int64"};  // the shape input; the output dtype comes from the `dtype` attribute
+  return m;
 }
 
 const Tensor& require_input(const StepIO& io, int i, const char* name) {

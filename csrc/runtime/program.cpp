@@ -15,6 +15,7 @@ struct Program::Step {
   std::unique_ptr<Kernel> kernel;
   std::unique_ptr<HostStep> host;
   std::vector<int> inputs, outputs;
+  int inplace = -1;  // input index whose buffer output 0 reuses (decided by finalize_locked)
   mutable std::atomic<int64_t> ns{0}, calls{0};
 };
 
@@ -79,9 +80,18 @@ class Program::NativeIO : public StepIO {
     }
     const size_t uv = static_cast<size_t>(v);
     Tensor& t = st_.vals[uv];
+    const Tensor* reuse = (i == 0 && s_.inplace >= 0) ? input(s_.inplace) : nullptr;
     t.dtype = dtype;
     t.shape = shape;
-    if (p_.is_output_[uv]) {
+    if (reuse && reuse->nbytes() == bytes) {
+      // The input dies here: write over it (its base's lifetime covers this value).
+      t.data = reuse->data;
+    } else if (reuse) {
+      // Size differs from the plan's assumption: a private buffer for this run.
+      auto b = std::make_shared<AlignedBuffer>(bytes);
+      t.data = b->data();
+      st_.owner[uv] = b;
+    } else if (p_.is_output_[uv]) {
       auto b = std::make_shared<AlignedBuffer>(bytes);
       t.data = b->data();
       st_.out_buf[uv] = b;
@@ -272,6 +282,7 @@ void Program::finalize_locked() {
       is_output_[static_cast<size_t>(v)] = true;
     }
   }
+  plan_inplace_locked();
   for (auto& sp : steps_) {
     if (!sp->native) continue;
     std::vector<const Tensor*> consts;
@@ -282,6 +293,43 @@ void Program::finalize_locked() {
     sp->kernel->prepare(consts, isa_);
   }
   finalized_ = true;
+}
+
+// In-place reuse: output 0 of a step takes over an input's buffer when that
+// input's base was produced by a native step (so it lives in the arena or a
+// run-owned heap block), dies at this step and is not a graph output. The
+// output then joins the input's base, which extends the base's lifetime.
+void Program::plan_inplace_locked() {
+  const int64_t S = static_cast<int64_t>(steps_.size());
+  const size_t n = values_.size();
+  for (int64_t i = 0; i < S; ++i) {
+    Step& s = *steps_[static_cast<size_t>(i)];
+    s.inplace = -1;
+    if (!s.native || s.outputs.empty() || s.outputs[0] < 0) continue;
+    const size_t v = static_cast<size_t>(s.outputs[0]);
+    if (is_output_[v] || base_[v] != static_cast<int>(v)) continue;
+    for (int c : s.kernel->inplace_inputs()) {
+      if (c < 0 || static_cast<size_t>(c) >= s.inputs.size() || s.inputs[static_cast<size_t>(c)] < 0) continue;
+      const size_t b = static_cast<size_t>(base_[static_cast<size_t>(s.inputs[static_cast<size_t>(c)])]);
+      const int p = producer_[b];
+      if (p < 0 || !steps_[static_cast<size_t>(p)]->native || last_use_[b] != i) continue;
+      bool read_twice_elsewhere = false;  // another input of this step on the same base but not this slot
+      for (size_t k = 0; k < s.inputs.size(); ++k) {
+        const int u = s.inputs[k];
+        if (static_cast<int>(k) != c && u >= 0 && static_cast<size_t>(base_[static_cast<size_t>(u)]) == b &&
+            u != s.inputs[static_cast<size_t>(c)]) {
+          read_twice_elsewhere = true;
+        }
+      }
+      if (read_twice_elsewhere) continue;
+      s.inplace = c;
+      for (size_t w = 0; w < n; ++w) {
+        if (base_[w] == static_cast<int>(v)) base_[w] = static_cast<int>(b);
+      }
+      last_use_[b] = std::max<int64_t>(i, last_use_[v]);  // a dead output still writes at step i
+      break;
+    }
+  }
 }
 
 std::shared_ptr<const Program::Plan> Program::build_plan(const RunState& st, const std::vector<Tensor>& feeds) const {

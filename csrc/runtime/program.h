@@ -91,6 +91,7 @@ class Program {
 
   void invalidate();
   void finalize_locked();
+  void plan_inplace_locked();
   std::shared_ptr<const Plan> build_plan(const RunState& st, const std::vector<Tensor>& feeds) const;
   void execute(RunState& st) const;
   void run_host_step(const Step& s, RunState& st) const;

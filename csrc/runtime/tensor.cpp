@@ -88,7 +88,8 @@ struct Scratch {
 }  // namespace
 
 float* scratch_floats(int slot, size_t count) {
-  thread_local Scratch slots[4];
+  thread_local Scratch slots[8];
+  if (slot < 0 || slot >= 8) throw std::logic_error("scratch slot out of range");
   Scratch& s = slots[slot];
   if (s.cap < count) {
     aligned_free(s.p);

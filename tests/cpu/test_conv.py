@@ -115,3 +115,23 @@ def test_conv_errors():
             "infopt.FusedConv",
             [x, np.ones((4, 3, 3, 3), np.float32), None, np.ones((1, 4), np.float32)],
         )
+
+
+# Depthwise 3x3 (the AVX2 register-tiled path): output widths straddling 8, strides 1 and 2,
+# asymmetric pads; compared with the float64 reference and with the scalar variant.
+@pytest.mark.parametrize("w_in", [1, 3, 7, 8, 9, 15, 16, 17, 31, 33])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("pads", [[1, 1, 1, 1], [0, 0, 0, 0], [0, 1, 2, 1]])
+def test_depthwise3x3_widths(isa, rng, w_in, stride, pads):
+    x, w, b = randn(rng, 2, 5, 6, w_in + 2), randn(rng, 5, 1, 3, 3), randn(rng, 5)
+    attrs = {"group": 5, "pads": pads, "strides": [stride, stride]}
+    ref = ref_conv(x, w, b, strides=[stride, stride], pads=pads, group=5)
+    out = run_op("Conv", [x, w, b], attrs, isa=isa, const=(1, 2), threads=2)
+    assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    xn = x.copy()
+    xn[0, 1, 2, 1] = np.nan
+    xn[1, 2, 0, 0] = np.inf
+    got = run_op("Conv", [xn, w, b], attrs, isa=isa)
+    np.testing.assert_array_equal(
+        np.isnan(got), np.isnan(run_op("Conv", [xn, w, b], attrs, isa="scalar"))
+    )

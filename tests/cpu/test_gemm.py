@@ -20,6 +20,7 @@ ACTS = {
     "HardSigmoid": lambda x: np.clip(0.3 * x + 0.4, 0, 1),
     "HardSwish": lambda x: x * np.clip(x / 6 + 0.5, 0, 1),
     "Gelu": lambda x: 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2))),
+    "GeluTanh": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
 }
 ACT_PARAMS = {"LeakyRelu": [0.1], "Clip": [-0.5, 0.7], "HardSigmoid": [0.3, 0.4]}
 
@@ -121,3 +122,47 @@ def test_gemm_errors():
     with pytest.raises(ValueError, match="float32"):
         run_op("MatMul", [np.ones((2, 3), np.float64), np.ones((3, 5), np.float64)])
     assert len(_C.gemm_variants()) >= 1
+
+
+# Constant B is packed once at prepare(); M <= 4 takes the small-M micro-kernel.
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 7])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 33])
+@pytest.mark.parametrize("k", [1, 9, 300])
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_prepacked_b(isa, rng, m, n, k, trans_b):
+    a = randn(rng, m, k)
+    b = randn(rng, n, k) if trans_b else randn(rng, k, n)
+    c = randn(rng, n)
+    ref = a.astype(np.float64) @ (b.T if trans_b else b).astype(np.float64) + c
+    for threads in (1, 2):
+        y = run_op("Gemm", [a, b, c], {"transB": trans_b}, isa=isa, const=(1, 2), threads=threads)
+        assert_close(y, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "shape_a,shape_b", [((3, 2, 9), (9, 17)), ((1, 300), (300, 33)), ((2, 1, 5, 16), (1, 16, 8))]
+)
+def test_matmul_prepacked_b(isa, rng, shape_a, shape_b):
+    a, b = randn(rng, *shape_a), randn(rng, *shape_b)
+    ref = a.astype(np.float64) @ b.astype(np.float64)
+    assert_close(
+        run_op("MatMul", [a, b], isa=isa, const=(1,), threads=2), ref, rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("act", ["", "Gelu", "GeluTanh", "Relu"])
+@pytest.mark.parametrize("shape_a,n", [((2, 7, 31), 17), ((1, 33), 16), ((3, 1, 5, 9), 1)])
+def test_fused_matmul(isa, rng, act, shape_a, n):
+    a, b, c = randn(rng, *shape_a), randn(rng, shape_a[-1], n), randn(rng, n)
+    ref = ACTS[act](a.astype(np.float64) @ b + c)
+    for const in ((), (1,)):
+        y = run_op(
+            "infopt.FusedMatMul", [a, b, c], {"activation": act}, isa=isa, const=const, threads=2
+        )
+        assert_close(y, ref, rtol=1e-4, atol=1e-5)
+    assert_close(
+        run_op("infopt.FusedMatMul", [a, b], isa=isa),
+        a.astype(np.float64) @ b,
+        rtol=1e-4,
+        atol=1e-5,
+    )

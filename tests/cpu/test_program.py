@@ -14,13 +14,13 @@ from cpu_helpers import assert_close, randn, ref_conv
 from infopt import _C
 
 
-def _chain_program(n_steps=4, threads=1):
+def _chain_program(n_steps=4, threads=1, ops=("Neg", "Relu")):
     p = _C.Program(threads)
     x = p.add_value("x")
     cur = x
     for i in range(n_steps):
         nxt = p.add_value(f"t{i}")
-        p.add_native_step("Relu" if i % 2 else "Neg", [cur], [nxt], {}, label=f"s{i}")
+        p.add_native_step(ops[i % 2], [cur], [nxt], {}, label=f"s{i}")
         cur = nxt
     p.set_io([x], [cur])
     return p
@@ -44,11 +44,40 @@ def test_module_info():
     assert _C.Program(0).num_threads >= 1
 
 
-def test_plan_reuse_and_ping_pong_arena(rng):
+def test_inplace_chain(rng):
+    # Neg/Relu overwrite their dying input: t0 takes one arena slot, t1..t3 reuse it in
+    # place; the feed x is never written and the graph output t4 has its own buffer.
     p = _chain_program(5)
     x = randn(rng, 3, 1000)
-    ref = np.maximum(-np.maximum(-x, 0), 0)  # Neg, Relu, Neg, Relu, Neg
-    ref = -ref
+    x_before = x.copy()
+    ref = -np.maximum(-np.maximum(-x, 0), 0)  # Neg, Relu, Neg, Relu, Neg
+    for _ in range(3):
+        assert_close(p.run([x])[0], ref)
+    np.testing.assert_array_equal(x, x_before)
+    info = p.plans()[0]
+    assert info["arena_values"] == 1
+    assert info["arena_bytes"] == 12032
+
+
+def test_inplace_refused_when_input_lives_on(rng):
+    # t0 feeds both s1 and s2, so s1 must not overwrite it; s2 (its last reader) may.
+    p = _C.Program(1)
+    x, t0, t1, t2 = (p.add_value(n) for n in ("x", "t0", "t1", "t2"))
+    p.add_native_step("Neg", [x], [t0], {})
+    p.add_native_step("Relu", [t0], [t1], {})
+    p.add_native_step("Add", [t0, t1], [t2], {})
+    p.set_io([x], [t2, t0])
+    x_arr = randn(rng, 4, 33)
+    for _ in range(2):
+        out, t0_out = p.run([x_arr])
+        np.testing.assert_array_equal(t0_out, -x_arr)
+        assert_close(out, -x_arr + np.maximum(-x_arr, 0))
+
+
+def test_plan_reuse_and_ping_pong_arena(rng):
+    p = _chain_program(5, ops=("Transpose", "Transpose"))
+    x = randn(rng, 3, 1000)
+    ref = x.T  # five transposes
     a = p.run([x])[0]
     b = p.run([x])[0]
     c = p.run([x])[0]
@@ -339,3 +368,18 @@ def test_program_isa_argument():
     assert _C.Program(1, "scalar").isa == "scalar"
     with pytest.raises(ValueError, match="unknown CPU ISA"):
         _C.Program(1, "neon")
+
+
+def test_inplace_dead_output_keeps_its_buffer_reserved(rng):
+    # s1 writes its (never read) output over t0; t0's arena slot must stay reserved through s1
+    # so that t2, live across s1, is not placed on top of it.
+    p = _C.Program(1)
+    x, t0, t1, t2, t3 = (p.add_value(n) for n in ("x", "t0", "t1", "t2", "t3"))
+    p.add_native_step("Neg", [x], [t0], {})
+    p.add_native_step("Abs", [x], [t2], {})
+    p.add_native_step("Relu", [t0], [t1], {})  # t1 is dead
+    p.add_native_step("Neg", [t2], [t3], {})
+    p.set_io([x], [t3])
+    xa = randn(rng, 5, 40)
+    for _ in range(3):
+        np.testing.assert_array_equal(p.run([xa])[0], -np.abs(xa))

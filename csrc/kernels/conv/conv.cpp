@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "kernels/conv/conv.h"
 #include "kernels/conv/conv_geometry.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/kernel.h"
@@ -14,84 +15,65 @@
 namespace infopt {
 namespace {
 
-// Columns [s0, s1) of the im2col matrix (rows: c, kz, ky, kx) for one group.
-void im2col(const float* x, const Geometry& g, int64_t Cg, int64_t s0, int64_t s1, float* col) {
-  const int64_t cc = s1 - s0;
+// im2col columns per task: the packed column block (Kg x cc floats) stays around L2 size.
+constexpr int64_t kIm2colFloats = 131072;
+
+// Row (c, kz, ky, kx) of the im2col matrix, columns [s0, s1), into dst.
+void im2col_row(const float* xc, const Geometry& g, int64_t kz, int64_t ky, int64_t kx, int64_t s0, int64_t s1,
+                float* dst) {
   const int64_t ow = g.out[2], oh = g.out[1];
+  int64_t ox = s0 % ow, oy = (s0 / ow) % oh, oz = s0 / (ow * oh);
+  const int64_t offx = kx * g.d[2] - g.pb[2];
+  int64_t lo0, hi0;
+  valid_range(ow, g.s[2], offx, g.in[2], lo0, hi0);
+  for (int64_t s = s0; s < s1;) {
+    const int64_t seg = std::min(ow - ox, s1 - s);
+    const int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
+    const int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
+    float* d = dst + (s - s0);
+    if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1]) {
+      std::memset(d, 0, sizeof(float) * static_cast<size_t>(seg));
+    } else {
+      const float* src = xc + (iz * g.in[1] + iy) * g.in[2];
+      const int64_t lo = std::clamp(lo0, ox, ox + seg);
+      const int64_t hi = std::clamp(hi0, lo, ox + seg);
+      for (int64_t o = ox; o < lo; ++o) d[o - ox] = 0.f;
+      if (g.s[2] == 1) {
+        std::memcpy(d + (lo - ox), src + lo + offx, sizeof(float) * static_cast<size_t>(hi - lo));
+      } else {
+        for (int64_t o = lo; o < hi; ++o) d[o - ox] = src[o * g.s[2] + offx];
+      }
+      for (int64_t o = hi; o < ox + seg; ++o) d[o - ox] = 0.f;
+    }
+    s += seg;
+    ox += seg;
+    if (ox == ow) {
+      ox = 0;
+      if (++oy == oh) oy = 0, ++oz;
+    }
+  }
+}
+
+// Columns [s0, s1) of the im2col matrix (rows: c, kz, ky, kx) of one group,
+// written straight into the GEMM's packed-B layout (KC blocks of nr-column
+// panels, zero-padded to Npad columns), so the GEMM skips its own packing.
+void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t s0, int64_t s1, int nr, int64_t Npad,
+                   float* packed) {
+  const int64_t K = Cg * g.k_size();
+  float* row = scratch_floats(5, static_cast<size_t>(Npad));
+  std::fill(row + (s1 - s0), row + Npad, 0.f);
   int64_t r = 0;
   for (int64_t c = 0; c < Cg; ++c) {
     const float* xc = x + c * g.in_size();
     for (int64_t kz = 0; kz < g.k[0]; ++kz)
       for (int64_t ky = 0; ky < g.k[1]; ++ky)
         for (int64_t kx = 0; kx < g.k[2]; ++kx, ++r) {
-          float* dst = col + r * cc;
-          int64_t ox = s0 % ow, oy = (s0 / ow) % oh, oz = s0 / (ow * oh);
-          const int64_t offx = kx * g.d[2] - g.pb[2];
-          for (int64_t s = s0; s < s1;) {
-            const int64_t seg = std::min(ow - ox, s1 - s);
-            const int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
-            const int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
-            float* d = dst + (s - s0);
-            if (iz < 0 || iz >= g.in[0] || iy < 0 || iy >= g.in[1]) {
-              std::memset(d, 0, sizeof(float) * static_cast<size_t>(seg));
-            } else {
-              const float* src = xc + (iz * g.in[1] + iy) * g.in[2];
-              int64_t lo, hi;
-              valid_range(ow, g.s[2], offx, g.in[2], lo, hi);
-              lo = std::clamp(lo, ox, ox + seg);
-              hi = std::clamp(hi, lo, ox + seg);
-              for (int64_t o = ox; o < lo; ++o) d[o - ox] = 0.f;
-              if (g.s[2] == 1) {
-                std::memcpy(d + (lo - ox), src + lo + offx, sizeof(float) * static_cast<size_t>(hi - lo));
-              } else {
-                for (int64_t o = lo; o < hi; ++o) d[o - ox] = src[o * g.s[2] + offx];
-              }
-              for (int64_t o = hi; o < ox + seg; ++o) d[o - ox] = 0.f;
-            }
-            s += seg;
-            ox += seg;
-            if (ox == ow) {
-              ox = 0;
-              if (++oy == oh) oy = 0, ++oz;
-            }
-          }
+          im2col_row(xc, g, kz, ky, kx, s0, s1, row);
+          const int64_t pc = r / gemm::kKC * gemm::kKC, kc = std::min(gemm::kKC, K - pc);
+          float* dst = packed + pc * Npad + (r - pc) * nr;
+          for (int64_t j = 0; j < Npad; j += nr) std::memcpy(dst + j * kc, row + j, sizeof(float) * static_cast<size_t>(nr));
         }
   }
-}
-
-// One output channel plane of a depthwise conv (one input channel, one
-// filter). The input plane is first copied into a zero-padded scratch so the
-// inner loops carry no bounds checks and run contiguously when stride is 1.
-void depthwise_plane(const float* x, const float* w, const Geometry& g, float* y) {
-  const int64_t pd = g.in[0] + g.pb[0] + g.pe[0], ph = g.in[1] + g.pb[1] + g.pe[1], pw = g.in[2] + g.pb[2] + g.pe[2];
-  // The padded extent must also cover the last window (floor-mode sizes never exceed it).
-  float* xp = scratch_floats(3, static_cast<size_t>(pd * ph * pw));
-  std::fill(xp, xp + pd * ph * pw, 0.f);
-  for (int64_t z = 0; z < g.in[0]; ++z)
-    for (int64_t r = 0; r < g.in[1]; ++r) {
-      std::memcpy(xp + ((z + g.pb[0]) * ph + r + g.pb[1]) * pw + g.pb[2], x + (z * g.in[1] + r) * g.in[2],
-                  sizeof(float) * static_cast<size_t>(g.in[2]));
-    }
-  const int64_t ow = g.out[2], sx = g.s[2];
-  for (int64_t oz = 0; oz < g.out[0]; ++oz)
-    for (int64_t oy = 0; oy < g.out[1]; ++oy) {
-      float* yr = y + (oz * g.out[1] + oy) * ow;
-      std::fill(yr, yr + ow, 0.f);
-      for (int64_t kz = 0; kz < g.k[0]; ++kz)
-        for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-          const float* xr = xp + ((oz * g.s[0] + kz * g.d[0]) * ph + oy * g.s[1] + ky * g.d[1]) * pw;
-          const float* wr = w + (kz * g.k[1] + ky) * g.k[2];
-          for (int64_t kx = 0; kx < g.k[2]; ++kx) {
-            const float wv = wr[kx];
-            const float* xs = xr + kx * g.d[2];
-            if (sx == 1) {
-              for (int64_t o = 0; o < ow; ++o) yr[o] += wv * xs[o];
-            } else {
-              for (int64_t o = 0; o < ow; ++o) yr[o] += wv * xs[o * sx];
-            }
-          }
-        }
-    }
 }
 
 class ConvKernel : public Kernel {
@@ -161,6 +143,7 @@ class ConvKernel : public Kernel {
     if (Z) base_ep.residual = {Z->ptr<float>(), Sout, 1, 1.f};  // offsets added per task
 
     if (Cg == 1 && Mg == 1) {
+      const auto depthwise_plane = conv::variant_for(io.isa()).depthwise_plane;
       pool->parallel_for(N * M, 1, [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {
           const int64_t n = t / M, c = t % M;
@@ -178,7 +161,7 @@ class ConvKernel : public Kernel {
                            g.pe[0] + g.pe[1] + g.pe[2] == 0;
     int64_t cc = Sout;
     if (!pointwise) {
-      cc = std::clamp<int64_t>((131072 / std::max<int64_t>(Kg, 1)) / 16 * 16, 64, std::max<int64_t>(Sout, 1));
+      cc = std::clamp<int64_t>((kIm2colFloats / std::max<int64_t>(Kg, 1)) / 16 * 16, 64, std::max<int64_t>(Sout, 1));
     }
     const int64_t nchunks = (Sout + cc - 1) / cc;
     const int64_t tasks = N * G * nchunks;
@@ -189,20 +172,23 @@ class ConvKernel : public Kernel {
       const int64_t chunk = t % nchunks, ng = t / nchunks, n = ng / G, gi = ng % G;
       const int64_t s0 = chunk * cc, s1 = std::min(Sout, s0 + cc);
       const float* xg = xp + (n * C + gi * Cg) * Sin;
-      gemm::Matrix bm;
-      if (pointwise) {
-        bm = {xg + s0, Sin, 1};
-      } else {
-        float* col = scratch_floats(2, static_cast<size_t>(Kg * (s1 - s0)));
-        im2col(xg, g, Cg, s0, s1, col);
-        bm = {col, s1 - s0, 1};
+      gemm::Matrix bm{xg + s0, Sin, 1};
+      gemm::PackedB cols;
+      if (!pointwise) {
+        cols.variant = &v;
+        cols.K = Kg;
+        cols.N = s1 - s0;
+        cols.Npad = (cols.N + v.nr - 1) / v.nr * v.nr;
+        float* buf = scratch_floats(2, static_cast<size_t>(Kg * cols.Npad));
+        im2col_packed(xg, g, Cg, s0, s1, v.nr, cols.Npad, buf);
+        cols.ptr = buf;
       }
       gemm::Epilogue ep = base_ep;
       if (B) ep.bias.ptr = B->ptr<float>() + gi * Mg;
       if (Z) ep.residual.ptr = Z->ptr<float>() + (n * M + gi * Mg) * Sout + s0;
       float* yc = yp + (n * M + gi * Mg) * Sout + s0;
       gemm::sgemm(v, Mg, s1 - s0, Kg, {wp + gi * Mg * Kg, Kg, 1}, bm, yc, Sout, ep, gemm_pool,
-                  use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr);
+                  use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, pointwise ? nullptr : &cols);
     };
     if (threads > 1 && (tasks >= 2 * threads || (tasks >= threads && tasks % threads == 0))) {
       pool->run_tasks(tasks, [&](int64_t t) { task(t, nullptr); });

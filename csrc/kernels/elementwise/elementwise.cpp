@@ -7,8 +7,10 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <type_traits>
 
 #include "kernels/broadcast.h"
+#include "kernels/dtype_dispatch.h"
 #include "kernels/kernel.h"
 #include "runtime/thread_pool.h"
 
@@ -143,6 +145,7 @@ void binary_into(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& y, StepI
 class BinaryKernel : public Kernel {
  public:
   BinaryKernel(const Attrs& a, BinaryOp op) : op_(op) { a.allow({}); }
+  std::vector<int> inplace_inputs() const override { return {0, 1}; }
   void run(StepIO& io) const override {
     const Tensor& a = require_input(io, 0, "A");
     const Tensor& b = require_input(io, 1, "B");
@@ -184,6 +187,7 @@ class VariadicKernel : public Kernel {
 
 class UnaryKernel : public Kernel {
  public:
+  std::vector<int> inplace_inputs() const override { return {0}; }
   UnaryKernel(const Attrs& a, UnaryOp op) : op_(op) {
     switch (op) {
       case UnaryOp::LeakyRelu:
@@ -195,6 +199,13 @@ class UnaryKernel : public Kernel {
         p0_ = static_cast<float>(a.get_float("min", -std::numeric_limits<double>::infinity()));
         p1_ = static_cast<float>(a.get_float("max", std::numeric_limits<double>::infinity()));
         break;
+      case UnaryOp::Gelu: {
+        a.allow({"approximate"});
+        const std::string ap = a.get_str("approximate", "none");
+        if (ap == "tanh") op_ = UnaryOp::GeluTanh;
+        else if (ap != "none") a.fail("approximate", "must be 'none' or 'tanh', got '" + ap + "'");
+        break;
+      }
       case UnaryOp::HardSigmoid:
         a.allow({"alpha", "beta"});
         p0_ = static_cast<float>(a.get_float("alpha", 0.2));
@@ -237,6 +248,201 @@ std::unique_ptr<Kernel> make_variadic(const Attrs& a, int, int) { return std::ma
 template <UnaryOp op>
 std::unique_ptr<Kernel> make_unary(const Attrs& a, int, int) { return std::make_unique<UnaryKernel>(a, op); }
 
+// ---------------------------------------------------------------- comparisons, logic, Where, Cast
+
+enum class Cmp { Equal, Less, Greater, LessEq, GreaterEq, And, Or, Xor };
+
+template <class T>
+inline bool compare(Cmp op, T p, T q) {
+  switch (op) {
+    case Cmp::Equal: return p == q;
+    case Cmp::Less: return p < q;
+    case Cmp::Greater: return p > q;
+    case Cmp::LessEq: return p <= q;
+    case Cmp::GreaterEq: return p >= q;
+    case Cmp::And: return p && q;
+    case Cmp::Or: return p || q;
+    case Cmp::Xor: return static_cast<bool>(p) != static_cast<bool>(q);
+  }
+  return false;
+}
+
+// Equal / Less / Greater / LessOrEqual / GreaterOrEqual (any numeric dtype or
+// bool for Equal) and And / Or / Xor (bool): broadcasting, bool output.
+class CompareKernel : public Kernel {
+ public:
+  CompareKernel(const Attrs& a, Cmp op) : op_(op) { a.allow({}); }
+  void run(StepIO& io) const override {
+    const Tensor& a = require_input(io, 0, "A");
+    const Tensor& b = require_input(io, 1, "B");
+    if (a.dtype != b.dtype) throw std::invalid_argument("operand dtypes differ: " + a.desc() + " vs " + b.desc());
+    const bool logical = op_ == Cmp::And || op_ == Cmp::Or || op_ == Cmp::Xor;
+    if (logical && a.dtype != DType::Bool) throw std::invalid_argument("logical op needs bool inputs, got " + a.desc());
+    const Shape out = broadcast_shapes(a.shape, b.shape);
+    Tensor& y = io.output(0, DType::Bool, out);
+    bool* yp = y.ptr<bool>();
+    dispatch_dtype(a.dtype, "compare", [&](auto tag) {
+      using T = decltype(tag);
+      const T* ap = a.ptr<T>();
+      const T* bp = b.ptr<T>();
+      const Cmp op = op_;
+      broadcast_walk<2>(out, {&a.shape, &b.shape}, io.pool(), kGrain,
+                        [&](int64_t yo, const std::array<int64_t, 2>& o, int64_t n, const std::array<bool, 2>& v) {
+                          const T* pa = ap + o[0];
+                          const T* pb = bp + o[1];
+                          for (int64_t i = 0; i < n; ++i) {
+                            if constexpr (std::is_same_v<T, Half>) {
+                              yp[yo + i] = compare(op, half_to_float(pa[v[0] ? i : 0].bits), half_to_float(pb[v[1] ? i : 0].bits));
+                            } else {
+                              yp[yo + i] = compare(op, pa[v[0] ? i : 0], pb[v[1] ? i : 0]);
+                            }
+                          }
+                        });
+    });
+  }
+ private:
+  Cmp op_;
+};
+
+// Not (bool), IsNaN / IsInf (float32): bool output.
+class PredicateKernel : public Kernel {
+ public:
+  PredicateKernel(const Attrs& a, int kind) : kind_(kind) {
+    if (kind == 2) {
+      a.allow({"detect_negative", "detect_positive"});
+      neg_ = a.get_int("detect_negative", 1) != 0;
+      pos_ = a.get_int("detect_positive", 1) != 0;
+    } else {
+      a.allow({});
+    }
+  }
+  void run(StepIO& io) const override {
+    const Tensor& x = require_input(io, 0, "X");
+    Tensor& y = io.output(0, DType::Bool, x.shape);
+    bool* yp = y.ptr<bool>();
+    const int64_t n = x.numel();
+    if (kind_ == 0) {
+      if (x.dtype != DType::Bool) throw std::invalid_argument("Not needs a bool input, got " + x.desc());
+      const bool* xp = x.ptr<bool>();
+      for (int64_t i = 0; i < n; ++i) yp[i] = !xp[i];
+      return;
+    }
+    dispatch_dtype(x.dtype, kind_ == 1 ? "IsNaN" : "IsInf", [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = x.ptr<T>();
+      for (int64_t i = 0; i < n; ++i) {
+        const double v = to_double(xp[i]);
+        yp[i] = kind_ == 1 ? std::isnan(v) : (std::isinf(v) && ((v > 0 && pos_) || (v < 0 && neg_)));
+      }
+    });
+  }
+ private:
+  int kind_;
+  bool neg_ = true, pos_ = true;
+};
+
+// Where(condition, X, Y): any dtype, three-way broadcast, byte copies.
+class WhereKernel : public Kernel {
+ public:
+  explicit WhereKernel(const Attrs& a) { a.allow({}); }
+  void run(StepIO& io) const override {
+    const Tensor& c = require_input(io, 0, "condition");
+    const Tensor& x = require_input(io, 1, "X");
+    const Tensor& yv = require_input(io, 2, "Y");
+    if (c.dtype != DType::Bool) throw std::invalid_argument("Where condition must be bool, got " + c.desc());
+    if (x.dtype != yv.dtype) throw std::invalid_argument("Where X and Y dtypes differ: " + x.desc() + " vs " + yv.desc());
+    const Shape out = broadcast_shapes(broadcast_shapes(c.shape, x.shape), yv.shape);
+    Tensor& y = io.output(0, x.dtype, out);
+    const bool* cp = c.ptr<bool>();
+    auto go = [&](auto tag) {
+      using T = decltype(tag);
+      const T* xp = x.ptr<T>();
+      const T* zp = yv.ptr<T>();
+      T* yp = y.ptr<T>();
+      broadcast_walk<3>(out, {&c.shape, &x.shape, &yv.shape}, io.pool(), kGrain,
+                        [&](int64_t yo, const std::array<int64_t, 3>& o, int64_t n, const std::array<bool, 3>& v) {
+                          const bool* pc = cp + o[0];
+                          const T* px = xp + o[1];
+                          const T* pz = zp + o[2];
+                          if (v[0] && v[1] && v[2]) {
+                            for (int64_t i = 0; i < n; ++i) yp[yo + i] = pc[i] ? px[i] : pz[i];
+                          } else {
+                            for (int64_t i = 0; i < n; ++i) yp[yo + i] = pc[v[0] ? i : 0] ? px[v[1] ? i : 0] : pz[v[2] ? i : 0];
+                          }
+                        });
+    };
+    switch (dtype_size(x.dtype)) {
+      case 1: go(uint8_t{}); break;
+      case 2: go(uint16_t{}); break;
+      case 4: go(uint32_t{}); break;
+      case 8: go(uint64_t{}); break;
+      default: throw std::invalid_argument("Where: unsupported dtype " + x.desc());
+    }
+  }
+};
+
+template <class D, class S>
+inline D cast_value(S v) {
+  if constexpr (std::is_same_v<D, Half>) {
+    return Half{float_to_half(static_cast<float>(to_double(v)))};
+  } else if constexpr (std::is_same_v<D, bool>) {
+    if constexpr (std::is_same_v<S, Half>) return (v.bits & 0x7fffu) != 0;
+    else return v != S(0);
+  } else if constexpr (std::is_same_v<S, Half>) {
+    return static_cast<D>(half_to_float(v.bits));
+  } else if constexpr (std::is_floating_point_v<S> && std::is_integral_v<D>) {
+    // NaN and out-of-range values are undefined in ONNX; map them to 0 / the
+    // nearest limit instead of invoking C++ undefined behaviour.
+    if (v != v) return D(0);
+    if (v <= static_cast<S>(std::numeric_limits<D>::lowest())) return std::numeric_limits<D>::lowest();
+    if (v >= static_cast<S>(std::numeric_limits<D>::max())) return std::numeric_limits<D>::max();
+    return static_cast<D>(v);
+  } else if constexpr (std::is_same_v<D, float> && std::is_same_v<S, double>) {
+    return static_cast<float>(v);
+  } else {
+    return static_cast<D>(v);
+  }
+}
+
+class CastKernel : public Kernel {
+ public:
+  explicit CastKernel(const Attrs& a) {
+    a.allow({"to", "saturate", "round_mode"});
+    if (!a.has("to")) a.fail("to", "is required");
+    to_ = static_cast<DType>(a.get_int("to", 1));
+    if (dtype_size(to_) == 0) a.fail("to", "has unsupported dtype code " + std::to_string(a.get_int("to", 1)));
+  }
+  void run(StepIO& io) const override {
+    const Tensor& x = require_input(io, 0, "input");
+    Tensor& y = io.output(0, to_, x.shape);
+    const int64_t n = x.numel();
+    if (x.dtype == to_) {
+      if (n) std::memcpy(y.data, x.data, x.nbytes());
+      return;
+    }
+    dispatch_dtype(x.dtype, "Cast input", [&](auto stag) {
+      using S = decltype(stag);
+      dispatch_dtype(to_, "Cast output", [&](auto dtag) {
+        using D = decltype(dtag);
+        const S* xp = x.ptr<S>();
+        D* yp = y.ptr<D>();
+        io.pool()->parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i) yp[i] = cast_value<D, S>(xp[i]);
+        });
+      });
+    });
+  }
+ private:
+  DType to_;
+};
+
+template <Cmp op>
+std::unique_ptr<Kernel> make_compare(const Attrs& a, int, int) { return std::make_unique<CompareKernel>(a, op); }
+template <int kind>
+std::unique_ptr<Kernel> make_predicate(const Attrs& a, int, int) { return std::make_unique<PredicateKernel>(a, kind); }
+std::unique_ptr<Kernel> make_where(const Attrs& a, int, int) { return std::make_unique<WhereKernel>(a); }
+std::unique_ptr<Kernel> make_cast(const Attrs& a, int, int) { return std::make_unique<CastKernel>(a); }
+
 }  // namespace
 
 void register_elementwise_ops(std::vector<OpDef>& ops) {
@@ -265,6 +471,22 @@ void register_elementwise_ops(std::vector<OpDef>& ops) {
   ops.push_back({"HardSwish", make_unary<UnaryOp::HardSwish>, 1, 1, 1, 1});
   ops.push_back({"Floor", make_unary<UnaryOp::Floor>, 1, 1, 1, 1});
   ops.push_back({"Ceil", make_unary<UnaryOp::Ceil>, 1, 1, 1, 1});
+  ops.push_back({"Gelu", make_unary<UnaryOp::Gelu>, 1, 1, 1, 1});
+  ops.push_back({"Sign", make_unary<UnaryOp::Sign>, 1, 1, 1, 1});
+  ops.push_back({"Softplus", make_unary<UnaryOp::Softplus>, 1, 1, 1, 1});
+  ops.push_back({"Equal", make_compare<Cmp::Equal>, 2, 2, 1, 1});
+  ops.push_back({"Less", make_compare<Cmp::Less>, 2, 2, 1, 1});
+  ops.push_back({"Greater", make_compare<Cmp::Greater>, 2, 2, 1, 1});
+  ops.push_back({"LessOrEqual", make_compare<Cmp::LessEq>, 2, 2, 1, 1});
+  ops.push_back({"GreaterOrEqual", make_compare<Cmp::GreaterEq>, 2, 2, 1, 1});
+  ops.push_back({"And", make_compare<Cmp::And>, 2, 2, 1, 1});
+  ops.push_back({"Or", make_compare<Cmp::Or>, 2, 2, 1, 1});
+  ops.push_back({"Xor", make_compare<Cmp::Xor>, 2, 2, 1, 1});
+  ops.push_back({"Not", make_predicate<0>, 1, 1, 1, 1});
+  ops.push_back({"IsNaN", make_predicate<1>, 1, 1, 1, 1});
+  ops.push_back({"IsInf", make_predicate<2>, 1, 1, 1, 1});
+  ops.push_back({"Where", make_where, 3, 3, 1, 1});
+  ops.push_back({"Cast", make_cast, 1, 1, 1, 1});
 }
 
 }  // namespace infopt

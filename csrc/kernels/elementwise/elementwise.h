@@ -12,7 +12,7 @@ namespace ew {
 
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Max, Min };
 enum class UnaryOp { Relu, Sigmoid, Tanh, LeakyRelu, Clip, Exp, Log, Sqrt, Neg, Abs, Erf, Reciprocal,
-                     HardSigmoid, HardSwish, Floor, Ceil };
+                     HardSigmoid, HardSwish, Floor, Ceil, Gelu, GeluTanh, Sign, Softplus };
 
 struct Variant {
   const char* name;

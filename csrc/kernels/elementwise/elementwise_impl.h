@@ -26,7 +26,11 @@ inline void binary_f32(infopt::ew::BinaryOp op, const float* a, bool av, const f
     case BinaryOp::Sub: return binary_loop(a, av, b, bv, y, n, [](float p, float q) { return p - q; });
     case BinaryOp::Mul: return binary_loop(a, av, b, bv, y, n, [](float p, float q) { return p * q; });
     case BinaryOp::Div: return binary_loop(a, av, b, bv, y, n, [](float p, float q) { return p / q; });
-    case BinaryOp::Pow: return binary_loop(a, av, b, bv, y, n, [](float p, float q) { return std::pow(p, q); });
+    case BinaryOp::Pow:
+      // x^2 and x^3 (GELU's tanh form) are plain products: vectorised and within 1 ulp of pow.
+      if (av && !bv && b[0] == 2.f) return binary_loop(a, av, b, bv, y, n, [](float p, float) { return p * p; });
+      if (av && !bv && b[0] == 3.f) return binary_loop(a, av, b, bv, y, n, [](float p, float) { return p * p * p; });
+      return binary_loop(a, av, b, bv, y, n, [](float p, float q) { return std::pow(p, q); });
     // NaN in either operand propagates, as in numpy.maximum / ONNX Max.
     case BinaryOp::Max:
       return binary_loop(a, av, b, bv, y, n, [](float p, float q) { return (p != p || p > q) ? p : q; });
@@ -67,5 +71,14 @@ inline void unary_f32(infopt::ew::UnaryOp op, const float* x, float* y, int64_t 
       });
     case UnaryOp::Floor: return unary_loop(x, y, n, [](float v) { return std::floor(v); });
     case UnaryOp::Ceil: return unary_loop(x, y, n, [](float v) { return std::ceil(v); });
+    case UnaryOp::Gelu:
+      return unary_loop(x, y, n, [](float v) { return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f)); });
+    case UnaryOp::GeluTanh:
+      return unary_loop(x, y, n, [](float v) {
+        return 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+      });
+    case UnaryOp::Sign: return unary_loop(x, y, n, [](float v) { return v > 0.f ? 1.f : (v < 0.f ? -1.f : v); });
+    case UnaryOp::Softplus:
+      return unary_loop(x, y, n, [](float v) { return v > 20.f ? v : std::log1p(std::exp(v)); });
   }
 }

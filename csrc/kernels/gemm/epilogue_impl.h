@@ -1,7 +1,9 @@
 // Epilogue and activation loops, compiled once per ISA: include inside a
 // per-ISA namespace so the baseline and AVX2 copies never merge at link time.
 // Plain loops on purpose; the compiler vectorises them with the file's flags.
-// The including file must include <cmath> and kernels/gemm/gemm.h first.
+// The including file must include <cmath> and kernels/gemm/gemm.h first; AVX2
+// files define INFOPT_GEMM_VMATH and include vmath_avx2.h for the polynomial
+// sigmoid / tanh / GELU.
 
 inline float act_sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
 
@@ -20,12 +22,28 @@ inline void apply_activation(float* x, int64_t n, const infopt::gemm::Activation
     case Act::Clip:
       for (int64_t j = 0; j < n; ++j) x[j] = x[j] < p0 ? p0 : (x[j] > p1 ? p1 : x[j]);
       return;
+#if defined(INFOPT_GEMM_VMATH)
+    case Act::Sigmoid: return infopt::vmath::map8(x, x, n, infopt::vmath::sigmoid8);
+    case Act::Tanh: return infopt::vmath::map8(x, x, n, infopt::vmath::tanh8);
+    case Act::Gelu: return infopt::vmath::map8(x, x, n, infopt::vmath::gelu8);
+    case Act::GeluTanh: return infopt::vmath::map8(x, x, n, infopt::vmath::gelu_tanh8);
+#else
     case Act::Sigmoid:
       for (int64_t j = 0; j < n; ++j) x[j] = act_sigmoid(x[j]);
       return;
     case Act::Tanh:
       for (int64_t j = 0; j < n; ++j) x[j] = std::tanh(x[j]);
       return;
+    case Act::Gelu:
+      for (int64_t j = 0; j < n; ++j) x[j] = 0.5f * x[j] * (1.f + std::erf(x[j] * 0.70710678118654752f));
+      return;
+    case Act::GeluTanh:
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = x[j];
+        x[j] = 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+      }
+      return;
+#endif
     case Act::HardSigmoid:
       for (int64_t j = 0; j < n; ++j) {
         float v = p0 * x[j] + p1;
@@ -38,9 +56,6 @@ inline void apply_activation(float* x, int64_t n, const infopt::gemm::Activation
         v = v < 0.f ? 0.f : (v > 1.f ? 1.f : v);
         x[j] = x[j] * v;
       }
-      return;
-    case Act::Gelu:
-      for (int64_t j = 0; j < n; ++j) x[j] = 0.5f * x[j] * (1.f + std::erf(x[j] * 0.70710678118654752f));
       return;
   }
 }

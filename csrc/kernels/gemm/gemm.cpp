@@ -62,6 +62,8 @@ Activation parse_activation(const std::string& op, const std::string& name, cons
     a.kind = Act::HardSwish;
   } else if (name == "Gelu") {
     a.kind = Act::Gelu;
+  } else if (name == "GeluTanh") {
+    a.kind = Act::GeluTanh;
   } else {
     throw std::invalid_argument(op + ": attribute 'activation' has unsupported value '" + name + "'");
   }
@@ -132,10 +134,11 @@ void pack_b_block(const Matrix& B, int64_t k0, int64_t kc, int64_t j0, int64_t n
 
 // Serial blocked GEMM on the C block rows [m0, m1) x cols [n0, n1).
 void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
-                const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed) {
+                const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed,
+                const PackedB* packed_b) {
   const int mr = v.mr, nr = v.nr;
   const int64_t MC = kMC / mr * mr, NC = kNC / nr * nr;
-  float* bp = scratch_floats(0, static_cast<size_t>(kKC * NC));
+  float* bp_scratch = packed_b ? nullptr : scratch_floats(0, static_cast<size_t>(kKC * NC));
   float* ap = packed ? nullptr : scratch_floats(1, static_cast<size_t>(kKC * MC));
   alignas(64) float tile[16 * 16];
 
@@ -144,7 +147,13 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool first = pc == 0, last = pc + kc >= K;
-      pack_b_block(B, pc, kc, jc, nc, nr, bp);
+      const float* bp;
+      if (packed_b) {
+        bp = packed_b->block(pc, jc, kc);
+      } else {
+        pack_b_block(B, pc, kc, jc, nc, nr, bp_scratch);
+        bp = bp_scratch;
+      }
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = std::min(MC, m1 - ic);
         const float* apb;
@@ -163,6 +172,8 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
             const float* app = apb + ir * kc;
             if (m == mr && n == nr) {
               v.ukernel(kc, app, bpp, c, ldc, !first);
+            } else if (n == nr && m <= 4 && v.ukernel_small) {
+              v.ukernel_small(m, kc, app, bpp, c, ldc, !first);
             } else {
               // Edge tile: compute the full tile into scratch, copy the valid part.
               if (!first) {
@@ -195,11 +206,28 @@ PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A) {
   return p;
 }
 
+PackedB pack_b(const Variant& v, int64_t K, int64_t N, Matrix B) {
+  PackedB p;
+  p.variant = &v;
+  p.K = K;
+  p.N = N;
+  p.Npad = (N + v.nr - 1) / v.nr * v.nr;
+  p.data.assign(static_cast<size_t>(p.Npad * K), 0.f);
+  for (int64_t pc = 0; pc < K; pc += kKC) {
+    const int64_t kc = std::min(kKC, K - pc);
+    pack_b_block(B, pc, kc, 0, N, v.nr, p.data.data() + pc * p.Npad);
+  }
+  return p;
+}
+
 void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc,
-           const Epilogue& ep, ThreadPool* pool, const PackedA* packed) {
+           const Epilogue& ep, ThreadPool* pool, const PackedA* packed, const PackedB* packed_b) {
   if (M <= 0 || N <= 0) return;
   if (packed && (packed->variant != &v || packed->M != M || packed->K != K)) {
     throw std::invalid_argument("sgemm: packed A does not match the variant or shape");
+  }
+  if (packed_b && (packed_b->variant != &v || packed_b->N != N || packed_b->K != K)) {
+    throw std::invalid_argument("sgemm: packed B does not match the variant or shape");
   }
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, sizeof(float) * N);
@@ -209,7 +237,7 @@ void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B
   const int threads = pool ? pool->available() : 1;
   const double flops = 2.0 * M * N * K;
   if (threads <= 1 || flops < 2.0e6) {
-    gemm_block(v, 0, M, 0, N, K, A, B, C, ldc, ep, packed);
+    gemm_block(v, 0, M, 0, N, K, A, B, C, ldc, ep, packed, packed_b);
     return;
   }
   // Split C into a tm x tn grid of near-square blocks, one per thread; each
@@ -234,7 +262,7 @@ void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B
     const int64_t i = t / tn, j = t % tn;
     const int64_t m0 = std::min(M, i * bm_al), m1 = std::min(M, (i + 1) * bm_al);
     const int64_t n0 = std::min(N, j * bn_al), n1 = std::min(N, (j + 1) * bn_al);
-    if (m0 < m1 && n0 < n1) gemm_block(v, m0, m1, n0, n1, K, A, B, C, ldc, ep, packed);
+    if (m0 < m1 && n0 < n1) gemm_block(v, m0, m1, n0, n1, K, A, B, C, ldc, ep, packed, packed_b);
   });
 }
 

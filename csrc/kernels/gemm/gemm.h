@@ -6,7 +6,9 @@
 // Matrices are described by element strides, so transposed operands and
 // broadcast addends (stride 0) need no copies.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -17,7 +19,7 @@ class ThreadPool;
 
 namespace gemm {
 
-enum class Act : int { None, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu };
+enum class Act : int { None, Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish, Gelu, GeluTanh };
 
 struct Activation {
   Act kind = Act::None;
@@ -54,6 +56,11 @@ using EpilogueFn = void (*)(float* c, int64_t ldc, int64_t m, int64_t n, int64_t
 // Applies only the activation to n contiguous floats.
 using ActivationFn = void (*)(float* x, int64_t n, const Activation& act);
 
+// Rows 0..m-1 (m < mr, m <= 4) of the micro-kernel, written straight to C: the
+// small-M (batch-1 fully connected) path, bound by streaming B. May be null.
+using UKernelSmall = void (*)(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                              bool accumulate);
+
 struct Variant {
   const char* name;
   Isa isa;
@@ -61,6 +68,7 @@ struct Variant {
   UKernel ukernel;
   EpilogueFn epilogue;
   ActivationFn activation;
+  UKernelSmall ukernel_small;
 };
 
 // Every compiled-in variant (dispatch, tests and benchmarks use this table).
@@ -81,10 +89,37 @@ struct PackedA {
 
 PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A);
 
+// std::vector storage on 64-byte boundaries (micro-kernels use aligned loads of B).
+template <class T>
+struct AlignedAlloc {
+  using value_type = T;
+  AlignedAlloc() = default;
+  template <class U>
+  AlignedAlloc(const AlignedAlloc<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const AlignedAlloc&) const { return true; }
+  bool operator!=(const AlignedAlloc&) const { return false; }
+};
+
+// B packed once (constant weights of Gemm / MatMul): panels of nr columns per KC block.
+struct PackedB {
+  const Variant* variant = nullptr;
+  int64_t K = 0, N = 0, Npad = 0;
+  std::vector<float, AlignedAlloc<float>> data;
+  const float* ptr = nullptr;  // when set, panels live there (64-byte aligned) instead of `data`
+  const float* block(int64_t pc, int64_t jc, int64_t kc) const {
+    return (ptr ? ptr : data.data()) + pc * Npad + jc * kc;
+  }
+};
+
+PackedB pack_b(const Variant& v, int64_t K, int64_t N, Matrix B);
+
 // C is M x N with row stride ldc. `pool` may be null (serial). `packed`, when
-// given, replaces A and must come from pack_a with the same variant.
+// given, replaces A and must come from pack_a with the same variant; likewise
+// `packed_b` replaces B.
 void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc,
-           const Epilogue& ep, ThreadPool* pool, const PackedA* packed = nullptr);
+           const Epilogue& ep, ThreadPool* pool, const PackedA* packed = nullptr, const PackedB* packed_b = nullptr);
 
 // Variants defined in the per-ISA files.
 const Variant& scalar_variant();

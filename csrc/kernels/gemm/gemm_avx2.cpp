@@ -4,7 +4,10 @@
 
 #include <cmath>
 
+#include "kernels/elementwise/vmath_avx2.h"
 #include "kernels/gemm/gemm.h"
+
+#define INFOPT_GEMM_VMATH 1
 
 namespace infopt {
 namespace gemm {
@@ -63,11 +66,63 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
   store(c + 5 * ldc, c50, c51);
 }
 
+// m <= 4 rows of a 16-wide panel; k unrolled by two with separate
+// accumulators so the FMA chains overlap while B streams from memory.
+template <int M>
+void small_rows(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+  __m256 lo[M], hi[M], lo2[M], hi2[M];
+  for (int i = 0; i < M; ++i) lo[i] = hi[i] = lo2[i] = hi2[i] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 2 <= kc; k += 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + 256), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b + 272), _MM_HINT_T0);
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    const __m256 b2 = _mm256_load_ps(b + 16), b3 = _mm256_load_ps(b + 24);
+    for (int i = 0; i < M; ++i) {
+      const __m256 a0 = _mm256_broadcast_ss(a + i), a1 = _mm256_broadcast_ss(a + MR + i);
+      lo[i] = _mm256_fmadd_ps(a0, b0, lo[i]);
+      hi[i] = _mm256_fmadd_ps(a0, b1, hi[i]);
+      lo2[i] = _mm256_fmadd_ps(a1, b2, lo2[i]);
+      hi2[i] = _mm256_fmadd_ps(a1, b3, hi2[i]);
+    }
+    a += 2 * MR;
+    b += 2 * NR;
+  }
+  if (k < kc) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    for (int i = 0; i < M; ++i) {
+      const __m256 a0 = _mm256_broadcast_ss(a + i);
+      lo[i] = _mm256_fmadd_ps(a0, b0, lo[i]);
+      hi[i] = _mm256_fmadd_ps(a0, b1, hi[i]);
+    }
+  }
+  for (int i = 0; i < M; ++i) {
+    __m256 l = _mm256_add_ps(lo[i], lo2[i]), h = _mm256_add_ps(hi[i], hi2[i]);
+    float* p = c + i * ldc;
+    if (accumulate) {
+      l = _mm256_add_ps(l, _mm256_loadu_ps(p));
+      h = _mm256_add_ps(h, _mm256_loadu_ps(p + 8));
+    }
+    _mm256_storeu_ps(p, l);
+    _mm256_storeu_ps(p + 8, h);
+  }
+}
+
+void ukernel_small(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+  switch (m) {
+    case 1: return small_rows<1>(kc, a, b, c, ldc, accumulate);
+    case 2: return small_rows<2>(kc, a, b, c, ldc, accumulate);
+    case 3: return small_rows<3>(kc, a, b, c, ldc, accumulate);
+    default: return small_rows<4>(kc, a, b, c, ldc, accumulate);
+  }
+}
+
 }  // namespace isa_avx2
 
 const Variant& avx2_variant() {
   static const Variant v{"infopt_f32_gemm__avx2_6x16", Isa::Avx2, isa_avx2::MR, isa_avx2::NR,
-                         isa_avx2::ukernel_6x16, isa_avx2::apply_epilogue, isa_avx2::apply_activation};
+                         isa_avx2::ukernel_6x16, isa_avx2::apply_epilogue, isa_avx2::apply_activation,
+                         isa_avx2::ukernel_small};
   return v;
 }
 

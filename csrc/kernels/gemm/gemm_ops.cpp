@@ -10,6 +10,15 @@
 namespace infopt {
 namespace {
 
+// B packed at prepare() time, used while the run sees the same constant buffer.
+struct PrepackedB {
+  gemm::PackedB pack;
+  const void* src = nullptr;
+  const gemm::PackedB* get(const void* data, const gemm::Variant& v, int64_t K, int64_t N) const {
+    return src && src == data && pack.variant == &v && pack.K == K && pack.N == N ? &pack : nullptr;
+  }
+};
+
 class GemmKernel : public Kernel {
  public:
   GemmKernel(const Attrs& a, bool fused) {
@@ -23,6 +32,17 @@ class GemmKernel : public Kernel {
     beta_ = static_cast<float>(a.get_float("beta", 1.0));
     trans_a_ = a.get_int("transA", 0) != 0;
     trans_b_ = a.get_int("transB", 0) != 0;
+  }
+
+  // Constant B (the usual fully connected weight) is packed once.
+  void prepare(const std::vector<const Tensor*>& consts, Isa isa) override {
+    packed_ = {};
+    const Tensor* b = consts.size() > 1 ? consts[1] : nullptr;
+    if (!b || b->dtype != DType::Float32 || b->ndim() != 2) return;
+    const int64_t K = trans_b_ ? b->dim(1) : b->dim(0), N = trans_b_ ? b->dim(0) : b->dim(1);
+    const gemm::Matrix bm = trans_b_ ? gemm::Matrix{b->ptr<float>(), 1, K} : gemm::Matrix{b->ptr<float>(), N, 1};
+    packed_.pack = gemm::pack_b(gemm::variant_for(isa), K, N, bm);
+    packed_.src = b->data;
   }
 
   void run(StepIO& io) const override {
@@ -53,10 +73,12 @@ class GemmKernel : public Kernel {
     Tensor& Y = io.output(0, DType::Float32, {M, N});
     const gemm::Matrix a = trans_a_ ? gemm::Matrix{A.ptr<float>(), 1, M} : gemm::Matrix{A.ptr<float>(), K, 1};
     const gemm::Matrix b = trans_b_ ? gemm::Matrix{B.ptr<float>(), 1, K} : gemm::Matrix{B.ptr<float>(), N, 1};
-    gemm::sgemm(gemm::variant_for(io.isa()), M, N, K, a, b, Y.ptr<float>(), N, ep, io.pool());
+    const auto& v = gemm::variant_for(io.isa());
+    gemm::sgemm(v, M, N, K, a, b, Y.ptr<float>(), N, ep, io.pool(), nullptr, packed_.get(B.data, v, K, N));
   }
 
  private:
+  PrepackedB packed_;
   float alpha_ = 1.f, beta_ = 1.f;
   bool trans_a_ = false, trans_b_ = false;
   gemm::Activation act_;
@@ -65,6 +87,15 @@ class GemmKernel : public Kernel {
 class MatMulKernel : public Kernel {
  public:
   explicit MatMulKernel(const Attrs& a) { a.allow({}); }
+
+  void prepare(const std::vector<const Tensor*>& consts, Isa isa) override {
+    packed_ = {};
+    const Tensor* b = consts.size() > 1 ? consts[1] : nullptr;
+    if (!b || b->dtype != DType::Float32 || b->ndim() < 2 || b->numel() != b->dim(b->ndim() - 2) * b->dim(b->ndim() - 1)) return;
+    const int64_t K = b->dim(b->ndim() - 2), N = b->dim(b->ndim() - 1);
+    packed_.pack = gemm::pack_b(gemm::variant_for(isa), K, N, {b->ptr<float>(), N, 1});
+    packed_.src = b->data;
+  }
 
   void run(StepIO& io) const override {
     const Tensor& A = require_f32(io, 0, "A");
@@ -90,7 +121,7 @@ class MatMulKernel : public Kernel {
     if (nb == 0 || M == 0 || N == 0) return;
     if (shape_numel(bbatch) == 1 && shape_numel(abatch) == nb) {
       // B shared by every batch: one GEMM with the batch folded into M.
-      gemm::sgemm(v, nb * M, N, K, {ap, K, 1}, {bp, N, 1}, yp, N, ep, io.pool());
+      gemm::sgemm(v, nb * M, N, K, {ap, K, 1}, {bp, N, 1}, yp, N, ep, io.pool(), nullptr, packed_.get(B.data, v, K, N));
       return;
     }
     const auto sa = broadcast_strides(abatch, batch), sb = broadcast_strides(bbatch, batch);
@@ -102,7 +133,8 @@ class MatMulKernel : public Kernel {
         oa += i * sa[d];
         ob += i * sb[d];
       }
-      gemm::sgemm(v, M, N, K, {ap + oa * M * K, K, 1}, {bp + ob * K * N, N, 1}, yp + idx * M * N, N, ep, pool);
+      gemm::sgemm(v, M, N, K, {ap + oa * M * K, K, 1}, {bp + ob * K * N, N, 1}, yp + idx * M * N, N, ep, pool,
+                  nullptr, packed_.get(B.data, v, K, N));
     };
     const double flops = 2.0 * M * N * K;
     if (nb >= io.pool()->available() && flops < 4.0e7) {
@@ -111,8 +143,61 @@ class MatMulKernel : public Kernel {
       for (int64_t t = 0; t < nb; ++t) one(t, io.pool());
     }
   }
+
+ private:
+  PrepackedB packed_;
 };
 
+// infopt.FusedMatMul: Y = act(A @ B + C) for A [..., K], 2-D B [K, N] (packed
+// once when constant) and an optional bias C broadcast over the last axis
+// ([N] or one value); the batch dims fold into M. Attributes activation /
+// activation_params as for infopt.FusedGemm.
+class FusedMatMulKernel : public Kernel {
+ public:
+  explicit FusedMatMulKernel(const Attrs& a) {
+    a.allow({"activation", "activation_params"});
+    act_ = gemm::parse_activation(a.op(), a.get_str("activation", ""), a.get_floats("activation_params"));
+  }
+
+  void prepare(const std::vector<const Tensor*>& consts, Isa isa) override {
+    packed_ = {};
+    const Tensor* b = consts.size() > 1 ? consts[1] : nullptr;
+    if (!b || b->dtype != DType::Float32 || b->ndim() != 2) return;
+    packed_.pack = gemm::pack_b(gemm::variant_for(isa), b->dim(0), b->dim(1), {b->ptr<float>(), b->dim(1), 1});
+    packed_.src = b->data;
+  }
+
+  void run(StepIO& io) const override {
+    const Tensor& A = require_f32(io, 0, "A");
+    const Tensor& B = require_f32(io, 1, "B");
+    const Tensor* C = io.input(2);
+    if (A.ndim() < 1 || B.ndim() != 2 || A.dim(A.ndim() - 1) != B.dim(0)) {
+      fail_shape("FusedMatMul needs A [..., K] and B [K, N], got " + A.desc() + " and " + B.desc());
+    }
+    const int64_t K = B.dim(0), N = B.dim(1), M = K ? A.numel() / K : 0;
+    gemm::Epilogue ep;
+    ep.act = act_;
+    if (C) {
+      if (C->dtype != DType::Float32 || (C->numel() != N && C->numel() != 1)) {
+        fail_shape("FusedMatMul bias C " + C->desc() + " must be float32 with N=" + std::to_string(N) + " or 1 values");
+      }
+      ep.bias = {C->ptr<float>(), 0, C->numel() == 1 ? 0 : 1, 1.f};
+    }
+    Shape out(A.shape.begin(), A.shape.end() - 1);
+    out.push_back(N);
+    Tensor& Y = io.output(0, DType::Float32, out);
+    if (Y.numel() == 0) return;
+    const auto& v = gemm::variant_for(io.isa());
+    gemm::sgemm(v, M, N, K, {A.ptr<float>(), K, 1}, {B.ptr<float>(), N, 1}, Y.ptr<float>(), N, ep, io.pool(), nullptr,
+                packed_.get(B.data, v, K, N));
+  }
+
+ private:
+  gemm::Activation act_;
+  PrepackedB packed_;
+};
+
+std::unique_ptr<Kernel> make_fused_matmul(const Attrs& a, int, int) { return std::make_unique<FusedMatMulKernel>(a); }
 std::unique_ptr<Kernel> make_gemm(const Attrs& a, int, int) { return std::make_unique<GemmKernel>(a, false); }
 std::unique_ptr<Kernel> make_fused_gemm(const Attrs& a, int, int) { return std::make_unique<GemmKernel>(a, true); }
 std::unique_ptr<Kernel> make_matmul(const Attrs& a, int, int) { return std::make_unique<MatMulKernel>(a); }
@@ -123,6 +208,7 @@ void register_gemm_ops(std::vector<OpDef>& ops) {
   ops.push_back({"Gemm", make_gemm, 2, 3, 1, 1});
   ops.push_back({"infopt.FusedGemm", make_fused_gemm, 2, 3, 1, 1});
   ops.push_back({"MatMul", make_matmul, 2, 2, 1, 1});
+  ops.push_back({"infopt.FusedMatMul", make_fused_matmul, 2, 3, 1, 1});
 }
 
 }  // namespace infopt

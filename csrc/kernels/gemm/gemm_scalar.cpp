@@ -36,7 +36,7 @@ void ukernel_4x8(int64_t kc, const float* a, const float* b, float* c, int64_t l
 
 const Variant& scalar_variant() {
   static const Variant v{"infopt_f32_gemm__scalar_4x8", Isa::Scalar, isa_scalar::MR, isa_scalar::NR,
-                         isa_scalar::ukernel_4x8, isa_scalar::apply_epilogue, isa_scalar::apply_activation};
+                         isa_scalar::ukernel_4x8, isa_scalar::apply_epilogue, isa_scalar::apply_activation, nullptr};
   return v;
 }
 

@@ -1,10 +1,11 @@
-// Softmax / LogSoftmax, BatchNormalization (inference) and LRN, float32.
+// Softmax / LogSoftmax, LayerNormalization, BatchNormalization (inference) and LRN, float32.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 
 #include "kernels/kernel.h"
+#include "kernels/norm/norm.h"
 #include "runtime/thread_pool.h"
 
 namespace infopt {
@@ -12,6 +13,7 @@ namespace {
 
 class SoftmaxKernel : public Kernel {
  public:
+  std::vector<int> inplace_inputs() const override { return {0}; }
   SoftmaxKernel(const Attrs& a, bool log) : log_(log) {
     a.allow({"axis", "legacy_coerce_2d"});
     legacy_ = a.get_int("legacy_coerce_2d", 0) != 0;
@@ -34,6 +36,13 @@ class SoftmaxKernel : public Kernel {
     const float* xp = x.ptr<float>();
     float* yp = y.ptr<float>();
     const bool log = log_;
+    if (inner == 1) {  // contiguous rows: the vectorised row kernel
+      const auto& v = norm::variant_for(io.isa());
+      io.pool()->parallel_for(outer, std::max<int64_t>(1, 8192 / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) v.softmax_row(xp + t * len, yp + t * len, len, log);
+      });
+      return;
+    }
     io.pool()->parallel_for(outer * inner, std::max<int64_t>(1, 4096 / std::max<int64_t>(len, 1)), [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         const int64_t o = t / inner, i = t % inner;
@@ -63,8 +72,63 @@ class SoftmaxKernel : public Kernel {
   int64_t axis_;
 };
 
+// LayerNormalization (opset 17): normalises over dims [axis, rank); Scale and
+// B must have one value per normalised element (or broadcast from one value).
+// Optional outputs Mean and InvStdDev have shape X.shape[:axis] + [1]*(rank-axis).
+class LayerNormKernel : public Kernel {
+ public:
+  std::vector<int> inplace_inputs() const override { return {0}; }
+  explicit LayerNormKernel(const Attrs& a) {
+    a.allow({"axis", "epsilon", "stash_type"});
+    axis_ = a.get_int("axis", -1);
+    eps_ = static_cast<float>(a.get_float("epsilon", 1e-5));
+    if (a.get_int("stash_type", 1) != 1) a.fail("stash_type", "must be 1 (float32)");
+  }
+  void run(StepIO& io) const override {
+    const Tensor& x = require_f32(io, 0, "X");
+    const Tensor& sc = require_f32(io, 1, "Scale");
+    const Tensor* b = io.input(2);
+    const int64_t r = x.ndim();
+    if (r == 0) fail_shape("LayerNormalization needs rank >= 1, got " + x.desc());
+    const int64_t axis = normalize_axis(axis_, r, "LayerNormalization");
+    int64_t outer = 1, len = 1;
+    for (int64_t d = 0; d < r; ++d) (d < axis ? outer : len) *= x.dim(d);
+    auto param = [&](const Tensor& t, const char* name, std::vector<float>& bcast) -> const float* {
+      if (t.dtype != DType::Float32) fail_shape(std::string("LayerNormalization ") + name + " must be float32, got " + t.desc());
+      if (t.numel() == len) return t.ptr<float>();
+      if (t.numel() == 1) {
+        bcast.assign(static_cast<size_t>(len), *t.ptr<float>());
+        return bcast.data();
+      }
+      fail_shape(std::string("LayerNormalization ") + name + " " + t.desc() + " does not match the normalised size " +
+                 std::to_string(len) + " of X " + x.desc());
+    };
+    std::vector<float> sb, bb;
+    const float* scale = param(sc, "Scale", sb);
+    const float* bias = b ? param(*b, "B", bb) : nullptr;
+    Tensor& y = io.output(0, DType::Float32, x.shape);
+    Shape stat_shape(x.shape.begin(), x.shape.begin() + axis);
+    stat_shape.resize(static_cast<size_t>(r), 1);
+    float* mean = io.has_output(1) ? io.output(1, DType::Float32, stat_shape).ptr<float>() : nullptr;
+    float* inv = io.has_output(2) ? io.output(2, DType::Float32, stat_shape).ptr<float>() : nullptr;
+    const float* xp = x.ptr<float>();
+    float* yp = y.ptr<float>();
+    const auto& v = norm::variant_for(io.isa());
+    const float eps = eps_;
+    io.pool()->parallel_for(outer, std::max<int64_t>(1, 8192 / std::max<int64_t>(len, 1)), [&](int64_t b0, int64_t b1) {
+      for (int64_t t = b0; t < b1; ++t) {
+        v.layernorm_row(xp + t * len, yp + t * len, len, scale, bias, eps, mean ? mean + t : nullptr, inv ? inv + t : nullptr);
+      }
+    });
+  }
+ private:
+  int64_t axis_;
+  float eps_;
+};
+
 class BatchNormKernel : public Kernel {
  public:
+  std::vector<int> inplace_inputs() const override { return {0}; }
   explicit BatchNormKernel(const Attrs& a) {
     a.allow({"epsilon", "momentum", "training_mode", "spatial"});
     eps_ = static_cast<float>(a.get_float("epsilon", 1e-5));
@@ -148,6 +212,7 @@ class LrnKernel : public Kernel {
 
 std::unique_ptr<Kernel> make_softmax(const Attrs& a, int, int) { return std::make_unique<SoftmaxKernel>(a, false); }
 std::unique_ptr<Kernel> make_logsoftmax(const Attrs& a, int, int) { return std::make_unique<SoftmaxKernel>(a, true); }
+std::unique_ptr<Kernel> make_layernorm(const Attrs& a, int, int) { return std::make_unique<LayerNormKernel>(a); }
 std::unique_ptr<Kernel> make_bn(const Attrs& a, int, int) { return std::make_unique<BatchNormKernel>(a); }
 std::unique_ptr<Kernel> make_lrn(const Attrs& a, int, int) { return std::make_unique<LrnKernel>(a); }
 
@@ -156,6 +221,7 @@ std::unique_ptr<Kernel> make_lrn(const Attrs& a, int, int) { return std::make_un
 void register_norm_ops(std::vector<OpDef>& ops) {
   ops.push_back({"Softmax", make_softmax, 1, 1, 1, 1});
   ops.push_back({"LogSoftmax", make_logsoftmax, 1, 1, 1, 1});
+  ops.push_back({"LayerNormalization", make_layernorm, 2, 3, 1, 3});
   ops.push_back({"BatchNormalization", make_bn, 5, 5, 1, 1});
   ops.push_back({"LRN", make_lrn, 1, 1, 1, 1});
 }

@@ -1,0 +1,155 @@
+// infopt.Attention: Y = softmax(Q K^T * scale + mask) V per batch entry.
+//
+//   Q [..., Sq, D], K [..., Sk, D] (or Kt [..., D, Sk] with kt=1), V [..., Sk, Dv]
+//   -> Y [..., Sq, Dv]; Q, K and V share the same batch dims ("..." is usually
+//   [batch, heads]). mask (optional): float32 (added) or bool (true = attend),
+//   broadcastable to [..., Sq, Sk]. Attributes: scale (default 1/sqrt(D)),
+//   causal (0/1): query i sees keys j <= i + (Sk - Sq) (aligned bottom-right,
+//   so a decode step with a KV cache of length Sk > Sq sees the whole past),
+//   kt (0/1): input 1 is K already transposed.
+// A row whose keys are all masked gives NaN, like the float64 reference.
+//
+// Work is split into (batch entry, block of query rows) tasks over the pool;
+// each task keeps its score tile (rows x Sk) in a thread-local buffer of at most
+// 256 KiB and runs the two products with the serial GEMM and the vectorised
+// softmax row.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "kernels/broadcast.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/kernel.h"
+#include "kernels/norm/norm.h"
+#include "runtime/thread_pool.h"
+
+namespace infopt {
+namespace {
+
+class AttentionKernel : public Kernel {
+ public:
+  explicit AttentionKernel(const Attrs& a) {
+    a.allow({"scale", "causal", "kt"});
+    kt_ = a.get_int("kt", 0) != 0;
+    has_scale_ = a.has("scale");
+    scale_ = static_cast<float>(a.get_float("scale", 1.0));
+    causal_ = a.get_int("causal", 0) != 0;
+  }
+
+  void run(StepIO& io) const override {
+    const Tensor& q = require_f32(io, 0, "Q");
+    const Tensor& k = require_f32(io, 1, "K");
+    const Tensor& v = require_f32(io, 2, "V");
+    const Tensor* mask = io.input(3);
+    const int64_t r = q.ndim();
+    if (r < 2 || k.ndim() != r || v.ndim() != r) {
+      fail_shape("Attention needs Q, K, V of one rank >= 2 ([..., seq, head_dim]), got " + q.desc() + ", " + k.desc() +
+                 ", " + v.desc());
+    }
+    const Shape batch(q.shape.begin(), q.shape.end() - 2);
+    const int64_t Sq = q.dim(r - 2), D = q.dim(r - 1);
+    const int64_t Sk = kt_ ? k.dim(r - 1) : k.dim(r - 2), Dk = kt_ ? k.dim(r - 2) : k.dim(r - 1);
+    const int64_t Dv = v.dim(r - 1);
+    if (Shape(k.shape.begin(), k.shape.end() - 2) != batch || Shape(v.shape.begin(), v.shape.end() - 2) != batch ||
+        Dk != D || v.dim(r - 2) != Sk) {
+      fail_shape(std::string("Attention shapes do not match: Q ") + q.desc() + (kt_ ? ", Kt " : ", K ") + k.desc() +
+                 ", V " + v.desc());
+    }
+    Shape sshape = batch;
+    sshape.push_back(Sq);
+    sshape.push_back(Sk);
+    std::vector<int64_t> ms(sshape.size(), 0);
+    if (mask) {
+      if (mask->dtype != DType::Float32 && mask->dtype != DType::Bool) fail_shape("Attention mask must be float32 or bool, got " + mask->desc());
+      bool ok = mask->ndim() <= r;
+      for (int64_t i = 0; ok && i < mask->ndim(); ++i) {
+        const int64_t md = mask->dim(mask->ndim() - 1 - i);
+        ok = md == 1 || md == sshape[static_cast<size_t>(r - 1 - i)];
+      }
+      if (!ok) fail_shape("Attention mask " + mask->desc() + " does not broadcast to " + shape_str(sshape));
+      ms = broadcast_strides(mask->shape, sshape);
+    }
+    Shape yshape = batch;
+    yshape.push_back(Sq);
+    yshape.push_back(Dv);
+    Tensor& y = io.output(0, DType::Float32, yshape);
+    if (y.numel() == 0) return;
+    const int64_t nb = shape_numel(batch);
+    const float scale = has_scale_ ? scale_ : 1.f / std::sqrt(static_cast<float>(D));
+    const auto& gv = gemm::variant_for(io.isa());
+    const auto& nv = norm::variant_for(io.isa());
+    // Query rows per task: the score tile stays within ~256 KiB (half of L2), and
+    // short sequences take all their queries at once so K and V are packed once.
+    int64_t qb = std::clamp<int64_t>(65536 / std::max<int64_t>(Sk, 1), 6, 192) / 6 * 6;
+    qb = std::min(qb, Sq);
+    const int64_t nqb = (Sq + qb - 1) / qb;
+    const float* qp = q.ptr<float>();
+    const float* kp = k.ptr<float>();
+    const float* vp = v.ptr<float>();
+    float* yp = y.ptr<float>();
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    gemm::Epilogue ep;
+    ep.alpha = scale;
+    const gemm::Epilogue plain;
+    auto task = [&](int64_t t) {
+      const int64_t bh = t / nqb, i0 = (t % nqb) * qb;
+      const int64_t m = std::min(qb, Sq - i0);
+      float* s = scratch_floats(4, static_cast<size_t>(qb * Sk));
+      const float* qh = qp + (bh * Sq + i0) * D;
+      const float* kh = kp + bh * Sk * D;
+      const float* vh = vp + bh * Sk * Dv;
+      // S = scale * Q K^T  (K read transposed through its strides)
+      const gemm::Matrix kmat = kt_ ? gemm::Matrix{kh, Sk, 1} : gemm::Matrix{kh, 1, D};
+      gemm::sgemm(gv, m, Sk, D, {qh, D, 1}, kmat, s, Sk, ep, nullptr);
+      int64_t moff = 0;
+      if (mask) {
+        int64_t rem = bh;
+        for (size_t d = batch.size(); d-- > 0;) {
+          moff += (rem % batch[d]) * ms[d];
+          rem /= batch[d];
+        }
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        float* row = s + i * Sk;
+        const int64_t qi = i0 + i;
+        int64_t len = Sk;
+        if (causal_) len = std::clamp<int64_t>(qi + (Sk - Sq) + 1, 0, Sk);
+        if (mask) {
+          const int64_t off = moff + qi * ms[static_cast<size_t>(r - 2)];
+          const int64_t cs = ms[static_cast<size_t>(r - 1)];
+          if (mask->dtype == DType::Float32) {
+            const float* mp = mask->ptr<float>() + off;
+            for (int64_t j = 0; j < len; ++j) row[j] += mp[j * cs];
+          } else {
+            const bool* mp = mask->ptr<bool>() + off;
+            for (int64_t j = 0; j < len; ++j) row[j] = mp[j * cs] ? row[j] : neg_inf;
+          }
+        }
+        if (len == 0) {
+          std::fill(row, row + Sk, std::numeric_limits<float>::quiet_NaN());
+          continue;
+        }
+        nv.softmax_row(row, row, len, false);
+        std::fill(row + len, row + Sk, 0.f);
+      }
+      // Y = P V
+      gemm::sgemm(gv, m, Dv, Sk, {s, Sk, 1}, {vh, Dv, 1}, yp + (bh * Sq + i0) * Dv, Dv, plain, nullptr);
+    };
+    io.pool()->run_tasks(nb * nqb, task);
+  }
+
+ private:
+  bool has_scale_ = false, causal_ = false, kt_ = false;
+  float scale_ = 1.f;
+};
+
+std::unique_ptr<Kernel> make_attention(const Attrs& a, int, int) { return std::make_unique<AttentionKernel>(a); }
+
+}  // namespace
+
+void register_attention_ops(std::vector<OpDef>& ops) {
+  ops.push_back({"infopt.Attention", make_attention, 3, 4, 1, 1});
+}
+
+}  // namespace infopt
