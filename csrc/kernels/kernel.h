@@ -81,6 +81,7 @@ void register_reduce_ops(std::vector<OpDef>& ops);
 void register_tensor_ops(std::vector<OpDef>& ops);
 void register_resize_ops(std::vector<OpDef>& ops);
 void register_attention_ops(std::vector<OpDef>& ops);
+void register_gather_ops(std::vector<OpDef>& ops);
 
 // Helpers for argument checks; messages name the tensor and its shape.
 const Tensor& require_input(const StepIO& io, int i, const char* name);

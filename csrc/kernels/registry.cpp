@@ -20,6 +20,7 @@ const std::vector<OpDef>& registry() {
     register_tensor_ops(r);
     register_resize_ops(r);
     register_attention_ops(r);
+    register_gather_ops(r);
     std::sort(r.begin(), r.end(), [](const OpDef& a, const OpDef& b) { return a.name < b.name; });
     return r;
   }();
@@ -56,7 +57,7 @@ std::map<std::string, std::vector<std::string>> native_op_dtypes() {
   const std::vector<std::string> arith = {"float32", "float64", "int64", "int32"};
   std::map<std::string, std::vector<std::string>> m;
   for (const char* op : {"Concat", "Reshape", "Flatten", "Transpose", "Identity", "Dropout", "Squeeze", "Unsqueeze",
-                         "Gather", "Slice", "Shape", "Expand", "Tile", "Split", "Pad", "Trilu", "Where", "Cast",
+                         "Gather", "GatherElements", "GatherND", "Slice", "Shape", "Expand", "Tile", "Split", "Pad", "Trilu", "Where", "Cast",
                          "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"}) {
     m[op] = all;
   }

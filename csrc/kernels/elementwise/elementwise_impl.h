@@ -51,7 +51,11 @@ inline void unary_f32(infopt::ew::UnaryOp op, const float* x, float* y, int64_t 
     case UnaryOp::Sigmoid: return unary_loop(x, y, n, [](float v) { return 1.f / (1.f + std::exp(-v)); });
     case UnaryOp::Tanh: return unary_loop(x, y, n, [](float v) { return std::tanh(v); });
     case UnaryOp::LeakyRelu: return unary_loop(x, y, n, [p0](float v) { return v < 0.f ? v * p0 : v; });
-    case UnaryOp::Clip: return unary_loop(x, y, n, [p0, p1](float v) { return v < p0 ? p0 : (v > p1 ? p1 : v); });
+    case UnaryOp::Clip:  // min then max, so min > max gives max everywhere (as ONNX specifies)
+      return unary_loop(x, y, n, [p0, p1](float v) {
+        const float t = v < p0 ? p0 : v;
+        return t > p1 ? p1 : t;
+      });
     case UnaryOp::Exp: return unary_loop(x, y, n, [](float v) { return std::exp(v); });
     case UnaryOp::Log: return unary_loop(x, y, n, [](float v) { return std::log(v); });
     case UnaryOp::Sqrt: return unary_loop(x, y, n, [](float v) { return std::sqrt(v); });

@@ -20,7 +20,10 @@ inline void apply_activation(float* x, int64_t n, const infopt::gemm::Activation
       for (int64_t j = 0; j < n; ++j) x[j] = x[j] < 0.f ? x[j] * p0 : x[j];
       return;
     case Act::Clip:
-      for (int64_t j = 0; j < n; ++j) x[j] = x[j] < p0 ? p0 : (x[j] > p1 ? p1 : x[j]);
+      for (int64_t j = 0; j < n; ++j) {  // min then max: min > max gives max (ONNX)
+        const float t = x[j] < p0 ? p0 : x[j];
+        x[j] = t > p1 ? p1 : t;
+      }
       return;
 #if defined(INFOPT_GEMM_VMATH)
     case Act::Sigmoid: return infopt::vmath::map8(x, x, n, infopt::vmath::sigmoid8);

@@ -13,27 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from onnx import TensorProto
 
 from .. import _C
-from ..ir import Model, Node, Value
-from ..ops.fused_conv import ACTIVATIONS, parse_op_name
+from ..ir import Model, Node, Value, dtype_name, to_numpy_dtype
+from ..ops._body import ACTIVATIONS
+from ..ops.fused_conv import CONV_ATTRS, parse_op_name
+from ..ops.fused_ops import ACT_PREFIX, GEMM_ATTRS
 from .fallback import NodeEvaluator
 
-# ops whose kernels move bytes and so accept every dtype
-_DTYPE_GENERIC = {
-    "Concat",
-    "Reshape",
-    "Flatten",
-    "Transpose",
-    "Identity",
-    "Dropout",
-    "Squeeze",
-    "Unsqueeze",
-    "Gather",
-    "Slice",
-    "Shape",
-}
 _NONDETERMINISTIC = {
     "RandomNormal",
     "RandomNormalLike",
@@ -157,6 +144,35 @@ def _add_fallback_step(program, node: Node, model: Model, vid) -> None:
 
 
 # ============================================================ canonical native attributes =====
+_ACT_DEFAULTS = {
+    "LeakyRelu": [0.01],
+    "HardSigmoid": [0.2, 0.5],
+    "Clip": [-3.4028235e38, 3.4028235e38],
+}
+# activations the native epilogue implements (Silu runs through the op's ONNX function)
+_NATIVE_ACTIVATIONS = {
+    "",
+    "Relu",
+    "LeakyRelu",
+    "Clip",
+    "Sigmoid",
+    "Tanh",
+    "HardSigmoid",
+    "HardSwish",
+    "Gelu",
+    "GeluTanh",
+}
+
+
+# op -> (first opset with operands as inputs, attribute names of inputs 1..n)
+_TENSOR_INPUT_FORMS = {
+    "Clip": (11, ["min", "max"]),
+    "Squeeze": (13, ["axes"]),
+    "Unsqueeze": (13, ["axes"]),
+    "Slice": (10, ["starts", "ends", "axes", "steps"]),
+}
+
+
 def _const_input(node: Node, index: int, constants: dict[int, np.ndarray]) -> np.ndarray | None:
     if index >= len(node.inputs) or node.inputs[index] is None:
         return None
@@ -176,53 +192,104 @@ def _plain_attrs(node: Node) -> dict[str, Any]:
     return attrs
 
 
+def _epilogue(node: Node, activation: str | None, prefix: str) -> dict[str, Any]:
+    """``activation``/``activation_params`` from a fused op's attributes (named ``alpha`` or,
+    for Gemm-like ops whose own alpha/beta would clash, ``activation_alpha``)."""
+    activation = activation or ""
+    if activation not in _NATIVE_ACTIVATIONS:
+        raise NotNative(f"activation {activation} has no native epilogue")
+    names = ACTIVATIONS.get(activation, [])
+    defaults = _ACT_DEFAULTS.get(activation, [])
+    params = [
+        float(node.attr(prefix + name, defaults[i] if i < len(defaults) else 0.0))
+        for i, name in enumerate(names)
+    ]
+    return {"activation": activation, "activation_params": params}
+
+
+def _split_act(op_type: str, stem: str) -> str | None:
+    rest = op_type[len(stem) :]
+    if rest and rest not in ACTIVATIONS:
+        raise NotNative(f"unknown activation in infopt.{op_type}")
+    return rest or None
+
+
+def _infopt_step(node: Node) -> tuple[str, list[Value | None], dict[str, Any]]:
+    op = node.op_type
+    inputs: list[Value | None] = list(node.inputs)
+    parsed = parse_op_name(op)
+    if parsed is not None:
+        residual, activation = parsed
+        attrs = {a: node.attr(a) for a in CONV_ATTRS if a in node.attrs}
+        attrs.update(_epilogue(node, activation, ""))
+        inputs = inputs[:3] + [None] * (3 - len(inputs[:3]))
+        inputs.append(node.inputs[3] if residual else None)
+        _require_dtype(node, "infopt.FusedConv", inputs[:2])
+        return "infopt.FusedConv", inputs, attrs
+    if op.startswith("FusedGemm"):
+        attrs = {a: node.attr(a) for a in GEMM_ATTRS if a in node.attrs}
+        attrs.update(_epilogue(node, _split_act(op, "FusedGemm"), ACT_PREFIX))
+        _require_dtype(node, "infopt.FusedGemm", inputs[:2])
+        return "infopt.FusedGemm", inputs, attrs
+    if op.startswith("FusedMatMul"):
+        attrs = _epilogue(node, _split_act(op, "FusedMatMul"), ACT_PREFIX)
+        _require_dtype(node, "infopt.FusedMatMul", inputs[:2])
+        return "infopt.FusedMatMul", inputs, attrs
+    if op == "Attention":
+        _require_dtype(node, "infopt.Attention", inputs[:3])
+        attrs = {"kt": 1}
+        if "scale" in node.attrs:
+            attrs["scale"] = float(node.attr("scale"))
+        return "infopt.Attention", inputs, attrs
+    if op in ("Gelu", "GeluTanh"):
+        _require_dtype(node, "Gelu", inputs[:1])
+        return "Gelu", inputs[:1], {"approximate": "tanh" if op == "GeluTanh" else "none"}
+    if op == "LayerNorm":
+        _require_dtype(node, "LayerNormalization", inputs[:1])
+        return "LayerNormalization", inputs, {"axis": -1, "epsilon": node.attr("epsilon", 1e-5)}
+    raise NotNative(f"no native kernel for infopt.{op}")
+
+
 def canonical_native_step(
     node: Node, opset: int, constants: dict[int, np.ndarray], native: set[str]
 ) -> tuple[str, list[Value | None], dict[str, Any]]:
     """(native op key, step inputs, attributes) for a node the C++ backend can run."""
     if node.domain == "infopt":
-        parsed = parse_op_name(node.op_type)
-        if parsed is None or "infopt.FusedConv" not in native:
-            raise NotNative(f"no native kernel for infopt.{node.op_type}")
-        residual, activation = parsed
-        attrs = _plain_attrs(node)
-        params = [float(attrs.pop(a)) for a in ACTIVATIONS.get(activation or "", []) if a in attrs]
-        if activation == "LeakyRelu" and not params:
-            params = [0.01]
-        if activation == "HardSigmoid" and len(params) < 2:
-            params = [0.2, 0.5]
-        attrs["activation"] = activation or ""
-        attrs["activation_params"] = params
-        inputs = list(node.inputs[:3]) + [None] * (3 - len(node.inputs[:3]))
-        inputs.append(node.inputs[3] if residual else None)
-        _require_float(node, [inputs[0], inputs[1]])
-        return "infopt.FusedConv", inputs, attrs
+        op, inputs, attrs = _infopt_step(node)
+        if op not in native:
+            raise NotNative(f"no native kernel for {op}")
+        return op, inputs, attrs
     if node.domain not in ("", "ai.onnx"):
         raise NotNative(f"custom-domain op {node.qualified_op}")
     op = node.op_type
     if op not in native:
         raise NotNative(f"no native kernel for {op}")
-    attrs = _plain_attrs(node)
     inputs: list[Value | None] = list(node.inputs)
-    if op not in _DTYPE_GENERIC:
-        _require_float(node, [v for v in inputs if v is not None])
-    if op == "Clip" and opset >= 11:
-        lo, hi = _const_input(node, 1, constants), _const_input(node, 2, constants)
-        if lo is not None:
-            attrs["min"] = float(lo)
-        if hi is not None:
-            attrs["max"] = float(hi)
-        inputs = inputs[:1]
-    elif op in ("Squeeze", "Unsqueeze") and opset >= 13:
-        axes = _const_input(node, 1, constants)
-        if axes is not None:
-            attrs["axes"] = [int(a) for a in axes]
-        inputs = inputs[:1]
-    elif op == "Slice" and opset >= 10:
-        for index, name in enumerate(("starts", "ends", "axes", "steps"), start=1):
-            arr = _const_input(node, index, constants)
+    if op == "ConstantOfShape":
+        value = node.attr("value")
+        array = value.numpy() if value is not None else np.zeros(1, np.float32)
+        attrs: dict[str, Any] = {"dtype": int(value.dtype) if value is not None else 1}
+        fill = array.reshape(-1)[0]
+        if array.dtype.kind in "iub":
+            attrs["value_int"] = int(fill)
+        else:
+            attrs["value"] = float(fill)
+        return op, inputs, attrs
+    attrs = _plain_attrs(node)
+    data = [inputs[1]] if op == "Where" else inputs[:1]
+    if op == "Pow" and len({v.dtype for v in inputs if v is not None}) > 1:
+        raise NotNative("Pow with mixed dtypes")
+    _require_dtype(node, op, data)
+    if op in _TENSOR_INPUT_FORMS and opset >= _TENSOR_INPUT_FORMS[op][0]:
+        # constant operands become attributes; otherwise the kernel reads the tensor form
+        names = _TENSOR_INPUT_FORMS[op][1]
+        try:
+            arrays = [_const_input(node, i, constants) for i in range(1, 1 + len(names))]
+        except NotNative:
+            return op, inputs, attrs
+        for name, arr in zip(names, arrays, strict=True):
             if arr is not None:
-                attrs[name] = [int(a) for a in arr]
+                attrs[name] = float(arr) if op == "Clip" else [int(a) for a in arr]
         inputs = inputs[:1]
     elif op == "Softmax" or op == "LogSoftmax":
         attrs["legacy_coerce_2d"] = int(opset < 13)
@@ -240,10 +307,25 @@ def canonical_native_step(
     return op, inputs, attrs
 
 
-def _require_float(node: Node, values: list[Value | None]) -> None:
+def _native_dtypes() -> dict[str, set[str]]:
+    global _DTYPES
+    if _DTYPES is None:
+        table = getattr(_C, "native_op_dtypes", dict)()
+        _DTYPES = {op: set(names) for op, names in table.items()}
+    return _DTYPES
+
+
+_DTYPES: dict[str, set[str]] | None = None
+
+
+def _require_dtype(node: Node, op: str, values: list[Value | None]) -> None:
+    """The native kernel for ``op`` accepts these data inputs' element types (float32 only
+    unless the backend's dtype table says more)."""
+    allowed = _native_dtypes().get(op, {"float32"})
     for v in values:
-        if v is not None and v.dtype not in (TensorProto.FLOAT,):
-            raise NotNative(
-                f"{node.op_type} input %{v.name} is "
-                f"{'of unknown type' if v.dtype is None else 'not float32'}"
-            )
+        if v is None:
+            continue
+        if v.dtype is None:
+            raise NotNative(f"{node.op_type} input %{v.name} is of unknown type")
+        if to_numpy_dtype(v.dtype).name not in allowed:
+            raise NotNative(f"{node.op_type} has no native kernel for {dtype_name(v.dtype)}")
