@@ -34,6 +34,7 @@ def test_runtime_matches_onnxruntime(name, tmp_path):
         if seed == 1:  # the .opt, infopt ops and all, runs in onnxruntime via its functions
             assert relative_l2(want, ort_run(opt_path, feeds)[0]) <= RTOL
     assert report.seconds < 30
+    assert compiled_sess.fallback_ops == {}, compiled_sess.fallback_reasons
     print(f"{name}: fallback={sess.fallback_ops} compiled fallback={compiled_sess.fallback_ops}")
 
 
