@@ -113,7 +113,7 @@ class InferenceSession:
             names = ", ".join(sorted(v.name for v in self._required))
             raise InputError(f"unknown input '{unknown[0]}'; model inputs are: {names}")
         self._check_symbolic_dims(plan.input_names, arrays)
-        outputs = plan.program.run(arrays)
+        outputs = getattr(plan, "program", plan).run(arrays)
         if output_names is None:
             return list(outputs)
         index = {name: i for i, name in enumerate(plan.output_names)}
@@ -160,7 +160,11 @@ class InferenceSession:
                 from .cpu import build_plan
                 from .fallback import PythonPlan, needs_python_plan
 
-                if needs_python_plan(self._model):
+                if self._providers[0] == CUDA:
+                    from .cuda import build_cuda_plan
+
+                    plan = build_cuda_plan(self._model, frozen_defaults=not overrides)
+                elif needs_python_plan(self._model):
                     plan = PythonPlan(self._model, frozen_defaults=not overrides)
                 else:
                     plan = build_plan(self._model, self._threads, frozen_defaults=not overrides)
@@ -233,15 +237,18 @@ class _InputSpec:
 
 
 def _select_providers(providers) -> list[str]:
+    """The providers to use; CUDA first when asked for and available, refused in one line when
+    asked for and not available (no silent fall back to the CPU)."""
     names = [p[0] if isinstance(p, tuple) else p for p in (providers or [CPU])]
     for name in names:
         if name not in (CPU, CUDA):
             raise InputError(f"unknown execution provider '{name}'; use {CPU} or {CUDA}")
     if CUDA in names:
-        raise InputError(
-            "CUDAExecutionProvider is not available: infopt's GPU runtime needs torch, triton and "
-            "an NVIDIA GPU, and none was found"
-        )
+        from .cuda import cuda_unavailable_reason
+
+        reason = cuda_unavailable_reason()
+        if reason is not None:
+            raise InputError(f"CUDAExecutionProvider is not available: {reason}")
     return names
 
 

@@ -1,0 +1,233 @@
+"""Issue-4 table: infopt's CPU runtime against onnxruntime on real models, same thread count.
+
+    python bench/cpu_models.py [--threads 2] [--models resnet50,densenet121,...] [--no-memory]
+
+infopt runs its -O2 compilation of the model (as a user would); onnxruntime runs the original at
+ORT_ENABLE_ALL. Latency: median of alternating blocks after warm-up. Memory: peak resident set of
+a fresh process per runtime that loads the model and runs it 5 times. GFLOP/s counts the
+Conv/Gemm/MatMul/Attention arithmetic of the model and is set against the machine's measured
+fp32 peak (a large numpy matmul on the same threads). CSV in results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+MODELS = ["resnet50", "densenet121", "inception_v1", "squeezenet", "minilm:1x128", "minilm:8x128"]
+
+
+def model_and_feeds(spec: str):
+    """(path of the original model, feeds) for a light model name or ``minilm:BxS``."""
+    from infopt.testing.models import random_weight_model
+
+    if spec.startswith("minilm"):
+        from infopt.testing import hf_models
+
+        batch, seq = (int(x) for x in spec.split(":")[1].split("x"))
+        texts = [hf_models.SENTENCES[i % len(hf_models.SENTENCES)] for i in range(batch)]
+        enc = hf_models.tokenizer()(
+            texts, padding="max_length", truncation=True, max_length=seq, return_tensors="np"
+        )
+        feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+        return hf_models.model_path("minilm", "torchscript"), feeds
+    import infopt
+    from infopt.testing.inputs import random_feeds
+
+    path = random_weight_model(spec, seed=0)
+    return path, random_feeds(infopt.load(path), seed=0)
+
+
+def flops(model, feeds) -> float:
+    """Multiply-add arithmetic (2 flops each) of the compute-heavy nodes, from shapes inferred
+    with the inputs fixed to the feeds' shapes."""
+    from infopt.ir import load, model_to_proto
+    from infopt.ir.serde import infer_types
+
+    model = load(model_to_proto(model))
+    for value in model.graph.inputs:
+        if value.name in feeds:
+            value.shape = tuple(feeds[value.name].shape)
+    infer_types(model)
+    total = 0.0
+    for node in model.graph.nodes:
+        op = node.op_type
+        out = node.outputs[0].shape if node.outputs else None
+        if out is None or not all(isinstance(d, int) for d in out):
+            continue
+        if op.startswith(("Conv", "FusedConv")):
+            w = node.inputs[1].shape
+            total += 2 * math.prod(out) * math.prod(w[1:])
+        elif op.startswith(("MatMul", "FusedMatMul", "Gemm", "FusedGemm")):
+            a = node.inputs[0].shape
+            trans_a = node.attr("transA", 0)
+            k = a[-2] if trans_a else a[-1]
+            total += 2 * math.prod(out) * k
+        elif op == "Attention":
+            q, v = node.inputs[0].shape, node.inputs[2].shape
+            total += 2 * math.prod(q[:-1]) * v[-2] * (q[-1] + v[-1])
+    return total
+
+
+def measured_peak(threads: int) -> float:
+    """fp32 GFLOP/s of a 2048^3 numpy matmul on ``threads`` threads."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+    with threadpool_limits(threads):
+        a @ a
+        best = min(_timed(lambda: a @ a) for _ in range(3))
+    return 2 * 2048**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def peak_rss_mb(provider: str, model_path: Path, feeds_path: Path, threads: int) -> float:
+    """Peak RSS of a fresh process that imports only its runtime, loads the model (the .opt for
+    infopt, the original for onnxruntime) and runs it 5 times."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the (large) parent across exec
+    code = (
+        "import sys, json; sys.path.insert(0, 'bench');"
+        "from cpu_models import run_once; run_once(*json.loads(sys.argv[1]));"
+        "print([int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
+        " / 1024)"
+    )
+    args = json.dumps([provider, str(model_path), str(feeds_path), threads])
+    out = subprocess.run(
+        [sys.executable, "-c", code, args], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_once(provider: str, model_path: str, feeds_path: str, threads: int) -> None:
+    feeds = dict(np.load(feeds_path))
+    if provider == "infopt":
+        import infopt
+
+        opts = infopt.SessionOptions()
+        opts.intra_op_num_threads = threads
+        session = infopt.InferenceSession(model_path, opts)
+    else:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        session = ort.InferenceSession(model_path, opts, providers=["CPUExecutionProvider"])
+    for _ in range(5):
+        session.run(None, feeds)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--blocks", type=int, default=5)
+    ap.add_argument("--per-block", type=int, default=3)
+    ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--out", default="results/cpu_models.csv")
+    args = ap.parse_args()
+
+    import infopt
+    from infopt.runtime.bench import onnxruntime_session, time_blocks
+    from infopt.testing.compare import relative_l2
+    from infopt.testing.models import cache_dir
+
+    peak = measured_peak(args.threads)
+    print(f"measured fp32 peak (numpy 2048^3 matmul, {args.threads} threads): {peak:.1f} GFLOP/s")
+    rows, ratios = [], []
+    for spec in args.models.split(","):
+        path, feeds = model_and_feeds(spec)
+        compiled, _ = infopt.compile(path, level=2, target="cpu")
+        opts = infopt.SessionOptions()
+        opts.intra_op_num_threads = args.threads
+        ours = infopt.InferenceSession(compiled, opts)
+        theirs = onnxruntime_session(path, args.threads)
+        err = max(
+            relative_l2(w, g)
+            for w, g in zip(theirs.run(None, feeds), ours.run(None, feeds), strict=True)
+        )
+        runners = {
+            "infopt": lambda s=ours, f=feeds: s.run(None, f),
+            "ort": lambda s=theirs, f=feeds: s.run(None, f),
+        }
+        med = time_blocks(
+            runners,
+            blocks=args.blocks,
+            per_block=args.per_block,
+            budget_s=90,
+        )
+        ratio = med["infopt"] / med["ort"]
+        ratios.append(ratio)
+        gflops = flops(infopt.load(path), feeds) / med["infopt"] / 1e9
+        mem = (None, None)
+        if not args.no_memory:
+            scratch = cache_dir() / "bench"
+            scratch.mkdir(exist_ok=True)
+            opt_path, feeds_path = scratch / f"{spec}.opt", scratch / f"{spec}.npz"
+            infopt.save(compiled, opt_path)
+            np.savez(feeds_path, **feeds)
+            mem = (
+                peak_rss_mb("infopt", opt_path, feeds_path, args.threads),
+                peak_rss_mb("ort", path, feeds_path, args.threads),
+            )
+        rows.append(
+            [
+                spec,
+                args.threads,
+                med["infopt"] * 1e3,
+                med["ort"] * 1e3,
+                ratio,
+                gflops,
+                gflops / peak,
+                *mem,
+                err,
+                json.dumps(ours.fallback_ops),
+            ]
+        )
+        mem_text = "" if mem[0] is None else f", peak RSS {mem[0]:.0f} vs {mem[1]:.0f} MB"
+        print(
+            f"{spec:<14} infopt {med['infopt'] * 1e3:8.2f} ms  onnxruntime {med['ort'] * 1e3:8.2f}"
+            f" ms  ratio {ratio:.2f}  {gflops:5.1f} GFLOP/s ({gflops / peak:.0%} of peak)"
+            f"{mem_text}  relL2 {err:.1e}  fallback {ours.fallback_ops or 'none'}"
+        )
+    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    print(f"geometric-mean latency ratio infopt/onnxruntime: {geo:.2f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        csv.writer(f).writerows(
+            [
+                [
+                    "model",
+                    "threads",
+                    "infopt_ms",
+                    "ort_ms",
+                    "ratio",
+                    "gflops",
+                    "of_peak",
+                    "infopt_rss_mb",
+                    "ort_rss_mb",
+                    "rel_l2",
+                    "fallback",
+                ],
+                *rows,
+            ]
+        )
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    main()
