@@ -13,8 +13,8 @@ if not (_Path(__file__).parent / "kernels").exists() and (_source_kernels / "__i
     __path__.append(str(_source_kernels.parent))
 
 from . import ir  # noqa: E402
-from .errors import InfoptError, InputError, ModelError, UnsupportedOpError
-from .ir import load, save
+from .errors import InfoptError, InputError, ModelError, UnsupportedOpError  # noqa: E402
+from .ir import load, save  # noqa: E402
 
 __all__ = [
     "InferenceSession",

@@ -44,45 +44,85 @@ class PoolKernel : public Kernel {
  private:
   void plane(const float* x, float* y, const Geometry& g) const {
     for (int64_t oz = 0; oz < g.out[0]; ++oz)
-      for (int64_t oy = 0; oy < g.out[1]; ++oy)
-        for (int64_t ox = 0; ox < g.out[2]; ++ox) {
-          const int64_t z0 = oz * g.s[0] - g.pb[0], y0 = oy * g.s[1] - g.pb[1], x0 = ox * g.s[2] - g.pb[2];
-          float mx = -std::numeric_limits<float>::infinity();
-          float sum = 0.f;
-          int64_t valid = 0, padded = 0;
-          for (int64_t kz = 0; kz < g.k[0]; ++kz) {
-            const int64_t iz = z0 + kz * g.d[0];
-            const bool zin = iz >= 0 && iz < g.in[0];
-            const bool zpad = iz >= -g.pb[0] && iz < g.in[0] + g.pe[0];
-            for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-              const int64_t iy = y0 + ky * g.d[1];
-              const bool yin = zin && iy >= 0 && iy < g.in[1];
-              const bool ypad = zpad && iy >= -g.pb[1] && iy < g.in[1] + g.pe[1];
-              for (int64_t kx = 0; kx < g.k[2]; ++kx) {
-                const int64_t ix = x0 + kx * g.d[2];
-                if (ypad && ix >= -g.pb[2] && ix < g.in[2] + g.pe[2]) ++padded;
-                if (!yin || ix < 0 || ix >= g.in[2]) continue;
-                const float v = x[(iz * g.in[1] + iy) * g.in[2] + ix];
-                ++valid;
-                if (max_) {
-                  if (v > mx || v != v) mx = v;
-                } else {
-                  sum += v;
-                }
-              }
-            }
-          }
-          float r;
-          if (max_) {
-            r = mx;
-          } else {
-            // count_include_pad counts explicit padding but not the extra
-            // ceil_mode overhang past it.
-            const int64_t div = count_include_pad_ ? padded : valid;
-            r = div > 0 ? sum / static_cast<float>(div) : 0.f;
-          }
-          y[(oz * g.out[1] + oy) * g.out[2] + ox] = r;
+      for (int64_t oy = 0; oy < g.out[1]; ++oy) {
+        const int64_t z0 = oz * g.s[0] - g.pb[0], y0 = oy * g.s[1] - g.pb[1];
+        const bool rows_inside = z0 >= 0 && z0 + (g.k[0] - 1) * g.d[0] < g.in[0] && y0 >= 0 &&
+                                 y0 + (g.k[1] - 1) * g.d[1] < g.in[1];
+        float* yrow = y + (oz * g.out[1] + oy) * g.out[2];
+        // outputs [lo, hi) of this row have windows wholly inside the input
+        int64_t lo = g.out[2], hi = g.out[2];
+        if (rows_inside) {
+          lo = std::min<int64_t>(g.out[2], (g.pb[2] + g.s[2] - 1) / g.s[2]);
+          const int64_t last = g.in[2] - 1 - (g.k[2] - 1) * g.d[2] + g.pb[2];  // max x0 + pb
+          hi = last < 0 ? lo : std::max(lo, std::min<int64_t>(g.out[2], last / g.s[2] + 1));
         }
+        for (int64_t ox = 0; ox < lo; ++ox) yrow[ox] = window(x, g, z0, y0, ox * g.s[2] - g.pb[2]);
+        if (hi > lo) interior_row(x, g, z0, y0, lo, hi, yrow);
+        for (int64_t ox = hi; ox < g.out[2]; ++ox) yrow[ox] = window(x, g, z0, y0, ox * g.s[2] - g.pb[2]);
+      }
+  }
+
+  // Outputs lo..hi-1 of one row, all windows inside the input: the window loops run outside the
+  // output loop so the inner loop is a branch-free sweep along the row (no bounds checks; padding
+  // never counts, so the average divides by the window size). NaN propagates as in ONNX.
+  void interior_row(const float* x, const Geometry& g, int64_t z0, int64_t y0, int64_t lo, int64_t hi,
+                    float* yrow) const {
+    const int64_t n = hi - lo, s = g.s[2];
+    const float init = max_ ? -std::numeric_limits<float>::infinity() : 0.f;
+    for (int64_t i = 0; i < n; ++i) yrow[lo + i] = init;
+    for (int64_t kz = 0; kz < g.k[0]; ++kz)
+      for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+        const float* row = x + ((z0 + kz * g.d[0]) * g.in[1] + y0 + ky * g.d[1]) * g.in[2] + lo * s - g.pb[2];
+        for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+          const float* src = row + kx * g.d[2];
+          float* out = yrow + lo;
+          if (max_) {
+            for (int64_t i = 0; i < n; ++i) {
+              const float v = src[i * s];
+              out[i] = (v > out[i] || v != v) ? v : out[i];
+            }
+          } else {
+            for (int64_t i = 0; i < n; ++i) out[i] += src[i * s];
+          }
+        }
+      }
+    if (!max_) {
+      const float inv = 1.f / static_cast<float>(g.k[0] * g.k[1] * g.k[2]);
+      for (int64_t i = 0; i < n; ++i) yrow[lo + i] *= inv;
+    }
+  }
+
+  // Any window, clipped to the input; padding counted as ONNX's count_include_pad says.
+  float window(const float* x, const Geometry& g, int64_t z0, int64_t y0, int64_t x0) const {
+    float mx = -std::numeric_limits<float>::infinity();
+    float sum = 0.f;
+    int64_t valid = 0, padded = 0;
+    for (int64_t kz = 0; kz < g.k[0]; ++kz) {
+      const int64_t iz = z0 + kz * g.d[0];
+      const bool zin = iz >= 0 && iz < g.in[0];
+      const bool zpad = iz >= -g.pb[0] && iz < g.in[0] + g.pe[0];
+      for (int64_t ky = 0; ky < g.k[1]; ++ky) {
+        const int64_t iy = y0 + ky * g.d[1];
+        const bool yin = zin && iy >= 0 && iy < g.in[1];
+        const bool ypad = zpad && iy >= -g.pb[1] && iy < g.in[1] + g.pe[1];
+        for (int64_t kx = 0; kx < g.k[2]; ++kx) {
+          const int64_t ix = x0 + kx * g.d[2];
+          if (ypad && ix >= -g.pb[2] && ix < g.in[2] + g.pe[2]) ++padded;
+          if (!yin || ix < 0 || ix >= g.in[2]) continue;
+          const float v = x[(iz * g.in[1] + iy) * g.in[2] + ix];
+          ++valid;
+          if (max_) {
+            if (v > mx || v != v) mx = v;
+          } else {
+            sum += v;
+          }
+        }
+      }
+    }
+    if (max_) return mx;
+    // count_include_pad counts explicit padding but not the extra ceil_mode overhang past it.
+    const int64_t div = count_include_pad_ ? padded : valid;
+    return div > 0 ? sum / static_cast<float>(div) : 0.f;
   }
 
   bool max_;
