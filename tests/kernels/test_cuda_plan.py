@@ -204,9 +204,24 @@ def test_resnet50_matches_onnxruntime():
     assert plan.fused["Conv+BatchNormalization+Sum+Relu"] == 16
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (issue 5): a host-fallback step in the cuda plan hands a wrongly shaped "
+    "array downstream on MiniLM ('cannot reshape array of size 1 into shape (1,8)')",
+)
 def test_minilm_encoder_matches_onnxruntime():
-    hf = pytest.importorskip("infopt.testing.hf_models")
-    build = getattr(hf, "minilm", None) or getattr(hf, "export_minilm", None)
-    if build is None:
-        pytest.skip("infopt.testing.hf_models has no MiniLM exporter yet")
-    pytest.skip("MiniLM exporter interface not settled yet")
+    """all-MiniLM-L6-v2 (trained weights), compiled for --target cuda, on real sentences."""
+    from infopt.testing import hf_models
+
+    if not hf_models.available():
+        pytest.skip("torch, transformers or the MiniLM weights are missing")
+    import infopt
+
+    path = hf_models.model_path("minilm", "torchscript")
+    model, _ = infopt.compile(path, level=2, target="cuda")
+    session = infopt.InferenceSession(model, providers=["CUDAExecutionProvider"])
+    feeds = hf_models.sentence_feeds(2, 8)
+    want = ort_run(path, feeds)
+    for i, (w, g) in enumerate(zip(want, session.run(None, feeds), strict=True)):
+        err = relative_l2(w, g)
+        assert err <= 1e-4, f"output {i}: relative L2 {err:.3g}"

@@ -50,6 +50,11 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+def _c_order(array):
+    """C-contiguous numpy array; unlike np.ascontiguousarray, keeps 0-d arrays 0-d."""
+    return np.require(array, requirements="C")
+
+
 def cuda_unavailable_reason() -> str | None:
     """None when the GPU path can run: torch + triton + an NVIDIA GPU, or torch + triton under
     ``TRITON_INTERPRET=1`` (CPU tensors); otherwise one line saying what is missing."""
@@ -124,7 +129,7 @@ class CudaPlan:
         buffers = self._buffers.setdefault(signature, [None] * len(self._steps))
         env: dict[int, Any] = dict(self._constants)
         for value, array in zip(self._inputs, feeds, strict=True):
-            env[id(value)] = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+            env[id(value)] = torch.from_numpy(_c_order(array)).to(self.device)
         self._execute(env, buffers)
         results = [_to_host(env[id(v)]) for v in self._outputs]
         if (
@@ -164,7 +169,7 @@ class _CapturedGraph:
         import torch
 
         try:
-            static_inputs = [torch.from_numpy(np.ascontiguousarray(f)).to("cuda") for f in feeds]
+            static_inputs = [torch.from_numpy(_c_order(f)).to("cuda") for f in feeds]
             env: dict[int, Any] = dict(plan._constants)
             for value, t in zip(plan._inputs, static_inputs, strict=True):
                 env[id(value)] = t
@@ -185,7 +190,7 @@ class _CapturedGraph:
         import torch
 
         for t, f in zip(self.static_inputs, feeds, strict=True):
-            t.copy_(torch.from_numpy(np.ascontiguousarray(f)))
+            t.copy_(torch.from_numpy(_c_order(f)))
         self.graph.replay()
         return [_to_host(t) for t in self.static_outputs]
 
@@ -204,7 +209,7 @@ def _to_device(x: Any, device: str) -> Any:
     import torch
 
     if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+        return torch.from_numpy(_c_order(x)).to(device)
     return x
 
 
@@ -250,7 +255,7 @@ def build_cuda_plan(
             args = [constants[id(v)] if v is not None else None for v in node.inputs]
             results = NodeEvaluator(node, model)(args)
             for out, result in zip(node.outputs, results, strict=False):
-                constants[id(out)] = np.ascontiguousarray(result)
+                constants[id(out)] = _c_order(result)
             plan.precomputed += 1
         else:
             remaining.append(node)
@@ -316,9 +321,7 @@ class _Lowering:
     def device_const(self, key: int):
         if key not in self._device_consts:
             array = self.constants[key]
-            self._device_consts[key] = self.torch.from_numpy(np.ascontiguousarray(array)).to(
-                self.device
-            )
+            self._device_consts[key] = self.torch.from_numpy(_c_order(array)).to(self.device)
         return self._device_consts[key]
 
     def const(self, value: Value | None) -> np.ndarray | None:
@@ -361,7 +364,7 @@ class _Lowering:
 
         def fn(args, _outs):
             results = evaluator(args[:n_inputs], args[n_inputs:])
-            return [np.ascontiguousarray(r) if isinstance(r, np.ndarray) else r for r in results]
+            return [_c_order(r) if isinstance(r, np.ndarray) else r for r in results]
 
         self.plan._steps.append(
             _Step(
