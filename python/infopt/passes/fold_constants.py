@@ -214,12 +214,9 @@ class FoldConstants(Pass):
 def _replace_with_constant(graph, out: Value, array: np.ndarray) -> None:
     """Make ``out``'s readers read a new initializer holding ``array``."""
     name = out.name
-    const = Value(
-        graph.unique_name(name),
-        from_numpy_dtype(array.dtype),
-        tuple(array.shape),
-        const=Tensor(array),
-    )
+    # the folded constant takes the value's own name (unique_name scans the whole graph, so it
+    # is only called on the rare collision with an existing initializer)
+    const = Value(name, from_numpy_dtype(array.dtype), tuple(array.shape), const=Tensor(array))
     if graph.is_graph_output(out):
         # the interface keeps its name: the output becomes an initializer under that name
         placeholder = Value("")
