@@ -196,3 +196,21 @@ def test_load_accepts_path_bytes_and_proto():
     assert serde.to_bytes(infopt.load(str(path))) == a
     assert serde.to_bytes(infopt.load(path.read_bytes())) == a
     assert serde.to_bytes(infopt.load(proto)) == a
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    model = infopt.load(resolve("squeezenet"))
+    umask = os.umask(0o022)
+    try:
+        infopt.save(model, tmp_path / "new.opt")
+        assert stat.S_IMODE((tmp_path / "new.opt").stat().st_mode) == 0o644
+        existing = tmp_path / "existing.opt"
+        existing.write_bytes(b"old")
+        existing.chmod(0o640)
+        infopt.save(model, existing)
+        assert stat.S_IMODE(existing.stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)

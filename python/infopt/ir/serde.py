@@ -562,11 +562,22 @@ def save(
         else:
             with open(tmp, "wb") as f:
                 f.write(proto.SerializeToString())
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         for leftover in (Path(tmp), tmp_data):
             leftover.unlink(missing_ok=True)
         raise
+
+
+def _file_mode(path: Path) -> int:
+    """An overwritten file keeps its mode; a new one gets the usual 0666 less the umask
+    (mkstemp's temporary file is 0600)."""
+    if path.exists():
+        return path.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _tensor_bytes(proto: ModelProto) -> int:
