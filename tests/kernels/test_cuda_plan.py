@@ -204,11 +204,6 @@ def test_resnet50_matches_onnxruntime():
     assert plan.fused["Conv+BatchNormalization+Sum+Relu"] == 16
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (issue 5): a host-fallback step in the cuda plan hands a wrongly shaped "
-    "array downstream on MiniLM ('cannot reshape array of size 1 into shape (1,8)')",
-)
 def test_minilm_encoder_matches_onnxruntime():
     """all-MiniLM-L6-v2 (trained weights), compiled for --target cuda, on real sentences."""
     from infopt.testing import hf_models
