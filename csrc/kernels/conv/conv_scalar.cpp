@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/variant_table.h"
 #include "kernels/conv/conv.h"
 #include "runtime/tensor.h"
 
@@ -58,21 +59,11 @@ const Variant& scalar_variant() {
 }
 
 const std::vector<const Variant*>& variants() {
-  static const std::vector<const Variant*> table = [] {
-    std::vector<const Variant*> t{&scalar_variant()};
-#if defined(INFOPT_HAVE_AVX2)
-    t.push_back(&avx2_variant());
-#endif
-    return t;
-  }();
-  return table;
+  return family_variants(scalar_variant(), INFOPT_AVX2_VARIANT());
 }
 
 const Variant& variant_for(Isa isa) {
-#if defined(INFOPT_HAVE_AVX2)
-  if (isa == Isa::Avx2) return avx2_variant();
-#endif
-  return scalar_variant();
+  return family_variant_for(isa, scalar_variant(), INFOPT_AVX2_VARIANT());
 }
 
 }  // namespace conv

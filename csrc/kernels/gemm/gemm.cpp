@@ -1,4 +1,5 @@
 // GEMM driver: blocking, packing and threading shared by all micro-kernels.
+#include "kernels/variant_table.h"
 #include "kernels/gemm/gemm.h"
 
 #include <algorithm>
@@ -13,21 +14,11 @@ namespace infopt {
 namespace gemm {
 
 const std::vector<const Variant*>& variants() {
-  static const std::vector<const Variant*> table = [] {
-    std::vector<const Variant*> t{&scalar_variant()};
-#if defined(INFOPT_HAVE_AVX2)
-    t.push_back(&avx2_variant());
-#endif
-    return t;
-  }();
-  return table;
+  return family_variants(scalar_variant(), INFOPT_AVX2_VARIANT());
 }
 
 const Variant& variant_for(Isa isa) {
-#if defined(INFOPT_HAVE_AVX2)
-  if (isa == Isa::Avx2) return avx2_variant();
-#endif
-  return scalar_variant();
+  return family_variant_for(isa, scalar_variant(), INFOPT_AVX2_VARIANT());
 }
 
 Activation parse_activation(const std::string& op, const std::string& name, const std::vector<double>& params) {

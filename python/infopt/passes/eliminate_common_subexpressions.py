@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..ir import Model, Node, Tensor
+from ..runtime.fallback import NONDETERMINISTIC_OPS
 from .base import Pass, PassResult, walk_graphs
-from .fold_constants import _NONDETERMINISTIC
 
 
 def _attr_key(value: Any) -> Any:
@@ -29,7 +29,7 @@ def _attr_key(value: Any) -> Any:
 
 
 def _key(node: Node) -> tuple | None:
-    if node.op_type in _NONDETERMINISTIC or any(True for _ in node.subgraphs()):
+    if node.op_type in NONDETERMINISTIC_OPS or any(True for _ in node.subgraphs()):
         return None
     try:
         attrs = tuple(sorted((k, a.type, _attr_key(a.value), a.ref) for k, a in node.attrs.items()))

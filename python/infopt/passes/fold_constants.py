@@ -18,22 +18,13 @@ import logging
 import numpy as np
 
 from ..ir import Model, Node, Tensor, Value, from_numpy_dtype
-from ..runtime.fallback import NodeEvaluator
+from ..runtime.fallback import NONDETERMINISTIC_OPS, NodeEvaluator
 from .base import Pass, PassResult, walk_graphs
 
 log = logging.getLogger(__name__)
 
 # A folded result may always take this many bytes; beyond it only if no larger than its inputs.
 MAX_FOLDED_BYTES = 1 << 20
-
-_NONDETERMINISTIC = {
-    "RandomNormal",
-    "RandomNormalLike",
-    "RandomUniform",
-    "RandomUniformLike",
-    "Multinomial",
-    "Bernoulli",
-}
 
 
 def _shape(node: Node, x: np.ndarray) -> list[np.ndarray]:
@@ -192,7 +183,7 @@ class FoldConstants(Pass):
 
     @staticmethod
     def _foldable(node: Node, graph_inputs: set[int]) -> bool:
-        if node.op_type in _NONDETERMINISTIC or any(True for _ in node.subgraphs()):
+        if node.op_type in NONDETERMINISTIC_OPS or any(True for _ in node.subgraphs()):
             return False
         if node.domain not in ("", "ai.onnx"):
             return False

@@ -19,16 +19,7 @@ from ..ir import Model, Node, Value, dtype_name, to_numpy_dtype
 from ..ops._body import ACTIVATIONS
 from ..ops.fused_conv import CONV_ATTRS, parse_op_name
 from ..ops.fused_ops import ACT_PREFIX, GEMM_ATTRS
-from .fallback import NodeEvaluator
-
-_NONDETERMINISTIC = {
-    "RandomNormal",
-    "RandomNormalLike",
-    "RandomUniform",
-    "RandomUniformLike",
-    "Multinomial",
-    "Bernoulli",
-}
+from .fallback import NodeEvaluator, computable_ahead
 
 
 class NotNative(Exception):
@@ -69,7 +60,7 @@ def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True)
     native = set(_C.native_ops())
     evaluated_outside: list[Node] = []
     for node in graph.nodes:
-        if _precomputable(node, constants):
+        if computable_ahead(node, constants):
             args = [constants[id(v)] if v is not None else None for v in node.inputs]
             results = NodeEvaluator(node, model)(args)
             for out, result in zip(node.outputs, results, strict=False):
@@ -108,15 +99,6 @@ def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True)
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
     return np.require(array, requirements="C")
-
-
-def _precomputable(node: Node, constants: dict[int, np.ndarray]) -> bool:
-    if node.op_type in _NONDETERMINISTIC or any(True for _ in node.subgraphs()):
-        return False
-    present = [v for v in node.inputs if v is not None]
-    if not present:
-        return node.op_type == "Constant" and node.domain in ("", "ai.onnx")
-    return all(id(v) in constants for v in present)
 
 
 def _step_inputs(node: Node) -> list[Value | None]:

@@ -33,17 +33,9 @@ from onnx import TensorProto
 
 from ..ir import Model, Node, Value
 from ..ops.fused_conv import parse_op_name
-from .fallback import NodeEvaluator
+from .fallback import NodeEvaluator, computable_ahead
 
 _FLOATS = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16)
-_NONDETERMINISTIC = {
-    "RandomNormal",
-    "RandomNormalLike",
-    "RandomUniform",
-    "RandomUniformLike",
-    "Multinomial",
-    "Bernoulli",
-}
 
 
 def _interpreting() -> bool:
@@ -251,7 +243,7 @@ def build_cuda_plan(
     )
     remaining: list[Node] = []
     for node in graph.nodes:
-        if _precomputable(node, constants):
+        if computable_ahead(node, constants):
             args = [constants[id(v)] if v is not None else None for v in node.inputs]
             results = NodeEvaluator(node, model)(args)
             for out, result in zip(node.outputs, results, strict=False):
@@ -272,15 +264,6 @@ def build_cuda_plan(
 def _same_shape(a: Value, b: Value) -> bool:
     """False only when both shapes are known and differ."""
     return a.shape is None or b.shape is None or tuple(a.shape) == tuple(b.shape)
-
-
-def _precomputable(node: Node, constants: dict[int, np.ndarray]) -> bool:
-    if node.op_type in _NONDETERMINISTIC or any(True for _ in node.subgraphs()):
-        return False
-    present = [v for v in node.inputs if v is not None]
-    if not present:
-        return node.op_type == "Constant" and node.domain in ("", "ai.onnx")
-    return all(id(v) in constants for v in present)
 
 
 _ACTIVATION_OPS = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "Clip", "Gelu"}

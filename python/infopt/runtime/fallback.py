@@ -108,6 +108,31 @@ def _override(node: Node, model: Model):
     return None
 
 
+# Ops whose results must be computed on every run, never ahead of time or folded.
+NONDETERMINISTIC_OPS = frozenset(
+    {
+        "RandomNormal",
+        "RandomNormalLike",
+        "RandomUniform",
+        "RandomUniformLike",
+        "Multinomial",
+        "Bernoulli",
+    }
+)
+
+
+def computable_ahead(node: Node, known: dict[int, object]) -> bool:
+    """Whether a node's outputs can be computed once, before any run: every input is in
+    ``known`` (keyed by id of the value), or it is a Constant; random ops and nodes with
+    subgraphs always run."""
+    if node.op_type in NONDETERMINISTIC_OPS or any(True for _ in node.subgraphs()):
+        return False
+    present = [v for v in node.inputs if v is not None]
+    if not present:
+        return node.op_type == "Constant" and node.domain in ("", "ai.onnx")
+    return all(id(v) in known for v in present)
+
+
 class NodeEvaluator:
     """Evaluates one IR node on numpy arrays."""
 
