@@ -47,5 +47,8 @@ def test_O2_matches_original(name, exporter):
             counts = report.op_counts_after
             layers = 6 if name == "minilm" else 2
             assert counts.get("infopt.Attention") == layers, counts
-            gelu = "infopt.FusedMatMulGelu" if name == "minilm" else "infopt.GeluTanh"
-            assert counts.get(gelu) == layers, counts
+            # GELU is fused: standalone or as a MatMul/Gemm epilogue (dynamo's GPT-2 flattens to
+            # 2-D around it; resolve_dynamic_shapes removes that, so the Gemm takes it)
+            gelu = sum(n for op, n in counts.items() if op.startswith("infopt.") and "Gelu" in op)
+            assert gelu == layers, counts
+            assert not any(op in counts for op in ("Erf", "Tanh", "Pow")), counts

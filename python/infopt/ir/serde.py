@@ -644,9 +644,21 @@ def infer_types(model: Model) -> int:
             _type_fields(probe, info.type)
             v.dtype = probe.dtype or v.dtype
             if probe.shape is not None:
-                v.shape = probe.shape
+                v.shape = _merge_dims(v.shape, probe.shape)
             changed += (v.dtype, v.shape) != before
     return changed
+
+
+def _unknown_dim(dim) -> bool:
+    return dim is None or (isinstance(dim, str) and dim.startswith("unk__"))
+
+
+def _merge_dims(old, new):
+    """``new`` dims, except where inference knows nothing (None or a fresh ``unk__N``) and the
+    value already had a dim there: a dim a pass proved stays, and re-running is stable."""
+    if old is None or len(old) != len(new):
+        return new
+    return tuple(o if _unknown_dim(n) else n for o, n in zip(old, new, strict=True))
 
 
 def inline_functions(model: Model) -> Model:

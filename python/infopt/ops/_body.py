@@ -107,13 +107,15 @@ def apply_activation(body: Body, x: Value, act: str | None, opset: int, prefix: 
         return body.op("Mul", x, body.op("HardSigmoid", x, alpha=1.0 / 6, beta=0.5))
     if act == "Silu":
         return body.op("Mul", x, body.op("Sigmoid", x))
+    if act in ("Gelu", "GeluTanh") and opset >= 20:
+        return body.op("Gelu", x, approximate="tanh" if act == "GeluTanh" else "none")
     if act == "Gelu":
         erf = body.op("Erf", body.op("Div", x, body.const(math.sqrt(2.0))))
         return body.op(
             "Mul", body.op("Mul", x, body.const(0.5)), body.op("Add", erf, body.const(1.0))
         )
     if act == "GeluTanh":
-        cube = body.op("Mul", body.op("Mul", x, x), x)
+        cube = body.op("Pow", x, body.const(3.0))  # as exporters write it: one node, exact
         inner = body.op("Add", x, body.op("Mul", cube, body.const(0.044715)))
         t = body.op("Tanh", body.op("Mul", inner, body.const(math.sqrt(2.0 / math.pi))))
         half = body.op("Mul", x, body.const(0.5))

@@ -149,7 +149,7 @@ class FoldConstants(Pass):
             for node in list(graph.nodes):
                 dims = None if self._foldable(node, graph_inputs) else _static_dims(node, model)
                 if dims is not None:
-                    _replace_with_constant(graph, node.outputs[0], dims)
+                    replace_with_constant(graph, node.outputs[0], dims)
                     if not node.outputs[0].uses and not graph.is_graph_output(node.outputs[0]):
                         graph.remove_node(node)
                     folded += 1
@@ -174,7 +174,7 @@ class FoldConstants(Pass):
                     continue
                 for out, result in zip(node.outputs, results, strict=False):
                     if out.name:
-                        _replace_with_constant(graph, out, np.asarray(result))
+                        replace_with_constant(graph, out, np.asarray(result))
                 if all(not o.uses and not graph.is_graph_output(o) for o in node.outputs):
                     graph.remove_node(node)
                 folded += 1
@@ -202,7 +202,7 @@ class FoldConstants(Pass):
         return NodeEvaluator(node, model)(args)
 
 
-def _replace_with_constant(graph, out: Value, array: np.ndarray) -> None:
+def replace_with_constant(graph, out: Value, array: np.ndarray) -> None:
     """Make ``out``'s readers read a new initializer holding ``array``."""
     name = out.name
     # the folded constant takes the value's own name (unique_name scans the whole graph, so it

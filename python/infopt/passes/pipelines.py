@@ -11,6 +11,7 @@ from __future__ import annotations
 
 CLEANUP = [
     "fold_constants",
+    "resolve_dynamic_shapes",
     "remove_identity",
     "simplify_shape_ops",
     "merge_initializers",

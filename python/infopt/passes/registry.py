@@ -17,6 +17,7 @@ from .fuse_pad_conv import FusePadConv
 from .infer_shapes import InferShapes
 from .merge_initializers import MergeInitializers
 from .remove_identity import RemoveIdentity
+from .resolve_dynamic_shapes import ResolveDynamicShapes
 from .simplify_shape_ops import SimplifyShapeOps
 
 PASSES: dict[str, type[Pass]] = {
@@ -30,6 +31,7 @@ PASSES: dict[str, type[Pass]] = {
         MergeInitializers,
         EliminateCommonSubexpressions,
         SimplifyShapeOps,
+        ResolveDynamicShapes,
         FuseBatchNorm,
         BatchNormToScaleShift,
         FusePadConv,

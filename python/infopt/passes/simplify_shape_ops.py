@@ -3,7 +3,8 @@
 Rewrites: Cast to the type its input already has; Reshape to the shape its input already has;
 Reshape of a Reshape (the inner one goes, when the outer shape has no copy-from-input zeros);
 Transpose of a Transpose (composed into one, or removed when the composition is the identity);
-Squeeze of an Unsqueeze and Unsqueeze of a Squeeze over the same axes.
+Squeeze of an Unsqueeze and Unsqueeze of a Squeeze over the same axes; Unsqueezes of an
+Unsqueeze composed into one (the inner one goes once every reader is an Unsqueeze).
 Identity relied on: each removed op maps its input to an equal tensor. Refuses when a shape or
 dtype is unknown, an axis or shape input is not constant, or the result is a graph output that
 would lose its name.
@@ -11,7 +12,9 @@ would lose its name.
 
 from __future__ import annotations
 
-from ..ir import Model
+import numpy as np
+
+from ..ir import Graph, Model, Node, Tensor, Value
 from ..rewrite import Match, Rule, RuleSet, Tracer
 from .base import Pass, PassResult
 
@@ -169,4 +172,66 @@ class SimplifyShapeOps(Pass):
 
     def run(self, model: Model) -> PassResult:
         stats = RULES.apply(model, self.tracer)
-        return PassResult(model, stats["applied"] > 0, stats)
+        stats["unsqueeze_composed"] = compose_unsqueezes(model.graph)
+        modified = stats["applied"] > 0 or stats["unsqueeze_composed"] > 0
+        return PassResult(model, modified, stats)
+
+
+def _unsqueeze_axes(node: Node) -> list[int] | None:
+    """Normalised axes of an Unsqueeze whose axes are known (attribute or constant input)."""
+    out = node.outputs[0]
+    if len(node.inputs) > 1:
+        if node.inputs[1] is None or node.inputs[1].const is None:
+            return None
+        axes = [int(a) for a in node.inputs[1].const.numpy().reshape(-1)]
+    else:
+        axes = node.attr("axes")
+        if axes is None:
+            return None
+    if any(a < 0 for a in axes):
+        if out.shape is None:
+            return None
+        axes = [a % len(out.shape) for a in axes]
+    return sorted(int(a) for a in axes)
+
+
+def compose_unsqueezes(graph: Graph) -> int:
+    """Unsqueeze(Unsqueeze(x, A), B) -> Unsqueeze(x, C) for every reader of the inner one, when
+    all its readers are Unsqueezes with known axes (so the inner one can go)."""
+    composed = 0
+    for inner in list(graph.nodes):
+        if (
+            inner.op_type != "Unsqueeze"
+            or inner.graph is None
+            or inner.domain not in ("", "ai.onnx")
+        ):
+            continue
+        mid = inner.outputs[0]
+        readers = mid.consumers()
+        if not readers or graph.is_graph_output(mid):
+            continue
+        a = _unsqueeze_axes(inner)
+        outer_axes = [_unsqueeze_axes(n) if n.op_type == "Unsqueeze" else None for n in readers]
+        if a is None or any(b is None for b in outer_axes):
+            continue
+        if any(n.inputs[0] is not mid or mid in n.inputs[1:] for n in readers):
+            continue
+        for reader, b in zip(readers, outer_axes, strict=True):
+            rank = len(a) + len(b) + (len(mid.shape) - len(a) if mid.shape is not None else 0)
+            kept = [i for i in range(rank) if i not in b] if mid.shape is not None else None
+            if kept is None:
+                break
+            axes = sorted(set(b) | {kept[i] for i in a})
+            reader.set_input(0, inner.inputs[0])
+            if len(reader.inputs) > 1:
+                arr = np.array(axes, dtype=np.int64)
+                name = graph.unique_name(f"{reader.name or 'unsqueeze'}_axes")
+                reader.set_input(
+                    1, graph.add_initializer(Value(name, 7, (len(axes),), const=Tensor(arr)))
+                )
+            else:
+                reader.set_attr("axes", axes)
+            composed += 1
+        if not mid.uses:
+            graph.remove_node(inner)
+    return composed
