@@ -1,7 +1,9 @@
 """Fold inference-mode BatchNormalization into the preceding Conv, Gemm or 2-D MatMul, and turn
 a standalone one into a per-channel scale and shift (Mul + Add). A Conv followed by a Mul or Add
 of a constant per-output-channel vector (explicit scale layers, or a scale-shift from this pass)
-folds into the Conv's weight and bias too.
+folds into the Conv's weight and bias too; one that follows a BatchNormalization folds into the
+BN's scale and bias (``c * BN(y)`` is BN with ``scale * c``, ``bias * c``; ``BN(y) + c`` is BN
+with ``bias + c``), the explicit scale layers after a BN of Caffe-converted models.
 
 Identity relied on: ``BN(y) = y * s + t`` with ``s = scale / sqrt(var + eps)`` and ``t = bias -
 mean * s``; for a linear producer ``y = W x + b`` this is ``(W * s) x + (b * s + t)`` with ``s``
@@ -170,6 +172,56 @@ def _conv_affine_rewrite(kind: str):
     return rewrite
 
 
+def _bn_affine_pattern(kind: str):
+    def pattern(op, x, scale, bias, mean, var, c):
+        return getattr(op, kind)(_bn(op, x, scale, bias, mean, var), c)
+
+    return pattern
+
+
+def _bn_channel_vector(m: Match) -> np.ndarray | None:
+    """The constant ``c`` of ``BN(x) op c`` as one value per channel (axis 1), if it is one."""
+    c, x, scale = m.const("c"), m["x"], m.const("scale")
+    if c is None or scale is None or x.shape is None or len(x.shape) < 2 or c.ndim > len(x.shape):
+        return None
+    channels, rank = scale.shape[0], len(x.shape)
+    c = c.reshape((1,) * (rank - c.ndim) + c.shape)
+    if c.shape[0] != 1 or any(d != 1 for d in c.shape[2:]) or c.shape[1] not in (1, channels):
+        return None
+    return np.broadcast_to(c.reshape(-1).astype(np.float64), (channels,))
+
+
+def _bn_affine_check(m: Match) -> str | None:
+    reason = _bn_check(m)
+    if reason is None and _bn_channel_vector(m) is None:
+        return f"%{m['c'].name} is not a constant per-channel vector"
+    return reason
+
+
+def _bn_affine_rewrite(kind: str):
+    def rewrite(m: Match, b):
+        vec = _bn_channel_vector(m)
+        scale, bias = m.const("scale").astype(np.float64), m.const("bias").astype(np.float64)
+        if kind == "Mul":
+            scale, bias = scale * vec, bias * vec
+        else:
+            bias = bias + vec
+        bn = m.node("bn")
+        out = b.op(
+            "BatchNormalization",
+            m["x"],
+            b.const(scale.astype(np.float32), m["scale"].name + "_folded"),
+            b.const(bias.astype(np.float32), m["bias"].name + "_folded"),
+            m["mean"],
+            m["var"],
+            _name=bn.name,
+        )
+        b.copy_attrs(b.nodes[-1], bn, ["epsilon", "momentum"])
+        return out
+
+    return rewrite
+
+
 def _conv_affine_pattern(kind: str):
     def pattern(op, x, w, cb, c):
         return getattr(op, kind)(op.Conv(x, w, cb, _optional=1, _name="conv"), c)
@@ -193,6 +245,12 @@ RULES = RuleSet(
             check=_affine_check,
         ),
         Rule("gemm_bn", _gemm_pattern, _gemm_rewrite, check=_bn_check),
+        Rule(
+            "bn_mul", _bn_affine_pattern("Mul"), _bn_affine_rewrite("Mul"), check=_bn_affine_check
+        ),
+        Rule(
+            "bn_add", _bn_affine_pattern("Add"), _bn_affine_rewrite("Add"), check=_bn_affine_check
+        ),
         Rule("matmul_bn", _matmul_pattern, _matmul_rewrite, check=_bn_check),
     ]
 )
