@@ -7,6 +7,7 @@ graph outputs keep their names, and running the pass a second time changes nothi
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -24,15 +25,16 @@ F = TensorProto.FLOAT
 
 
 def run_pass(name, proto, *, before=("infer_shapes",), rtol=1e-5, seeds=(0, 1)):
-    """Run ``name`` on ``proto``; check the verifier, output names, idempotence and numerics
-    against onnxruntime (ORT_DISABLE_ALL). Returns (model, result)."""
+    """Run the pass ``name`` (a registered name or a Pass class) on ``proto``; check the
+    verifier, output names, idempotence and numerics against onnxruntime (ORT_DISABLE_ALL) on
+    random feeds drawn with each of ``seeds``. Returns (model, result)."""
     if isinstance(proto, Model):
         proto = model_to_proto(proto)
     model = infopt.load(proto)
     for p in before:
         create(p).run(model)
     names = [v.name for v in model.graph.outputs]
-    result = create(name).run(model)
+    result = _create(name).run(model)
     _check_properties(name, model, names)
     for seed in seeds:
         feeds = random_feeds(infopt.load(proto), seed=seed)
@@ -49,10 +51,29 @@ def run_pipeline(source, passes, feeds, *, rtol):
     for p in passes:
         result = create(p).run(model)
         verify(model)
-    _check_properties(passes[-1], model, names)
+    data = _check_properties(passes[-1], model, names)
+    original = (
+        str(source) if not isinstance(source, onnx.ModelProto) else source.SerializeToString()
+    )
+    want_session, got_session = ort_session(original), ort_session(data)
     for i, f in enumerate(feeds):
-        _compare(source, model, f, rtol, f"feeds #{i}")
+        wants, gots = want_session.run(None, f), got_session.run(None, f)
+        for j, (want, got) in enumerate(zip(wants, gots, strict=True)):
+            err = relative_l2(want, got)
+            assert err <= rtol, f"feeds #{i}, output {j}: relative L2 {err:.3g} > {rtol}"
     return model, result
+
+
+def ort_session(model: str | bytes):
+    """One onnxruntime session at ORT_DISABLE_ALL (as ``ort_run``), reused across feeds: a real
+    model's session takes longer to build than to run."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
 def o2_until(name: str) -> list[str]:
@@ -85,17 +106,24 @@ def hf_model(name: str):
     return path, feeds
 
 
+def _create(name):
+    return create(name) if isinstance(name, str) else name()
+
+
 def _check_properties(name, model, names):
     verify(model)
     assert [v.name for v in model.graph.outputs] == names, f"{name} renamed a graph output"
     snapshot = serde.to_bytes(model)
-    again = create(name).run(model)
+    again = _create(name).run(model)
     assert again.modified is False, f"{name} changed the graph on a second run"
     assert serde.to_bytes(model) == snapshot
+    return snapshot
 
 
 def _compare(original, model, feeds, rtol, label):
-    for i, (want, got) in enumerate(zip(ort_run(original, feeds), ort_run(model, feeds), strict=True)):
+    for i, (want, got) in enumerate(
+        zip(ort_run(original, feeds), ort_run(model, feeds), strict=True)
+    ):
         err = relative_l2(want, got)
         assert err <= rtol, f"{label}, output {i}: relative L2 {err:.3g} > {rtol}"
 

@@ -49,12 +49,16 @@ def test_fold_refuses_to_expand_into_huge_tensor():
 def test_fold_leaves_graph_input_initializers_alone():
     # IR v3 style: 'k' is an initializer but also an input, so callers may override it
     nodes = [helper.make_node("Neg", ["k"], ["nk"]), helper.make_node("Add", ["x", "nk"], ["y"])]
-    proto = graph_model(nodes, [("x", [1]), ("k", [1])], ["y"], [("k", np.array([2.0], np.float32))])
+    proto = graph_model(
+        nodes, [("x", [1]), ("k", [1])], ["y"], [("k", np.array([2.0], np.float32))]
+    )
     _, result = run_pass("fold_constants", proto)
     assert result.modified is False
     _, freeze_result = run_pass("freeze_initializer_inputs", proto)
     assert freeze_result.stats == {"frozen": 1}
-    _, result = run_pass("fold_constants", proto, before=("infer_shapes", "freeze_initializer_inputs"))
+    _, result = run_pass(
+        "fold_constants", proto, before=("infer_shapes", "freeze_initializer_inputs")
+    )
     assert result.stats["folded"] == 1
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import infopt
 import pytest
 from onnx import TensorProto, helper
 from passcheck import graph_model, light_model, run_pass, run_pipeline
 
+import infopt
 from infopt.passes import create
 
 pytest.importorskip("onnxruntime")
@@ -25,7 +25,9 @@ def _chain():
 def test_types_every_intermediate_and_keeps_symbolic_dims():
     model, result = run_pass("infer_shapes", _chain(), before=())
     assert result.stats == {"values_typed": 3}
-    shapes = {n.outputs[0].name: (n.outputs[0].dtype, n.outputs[0].shape) for n in model.graph.nodes}
+    shapes = {
+        n.outputs[0].name: (n.outputs[0].dtype, n.outputs[0].shape) for n in model.graph.nodes
+    }
     assert shapes == {"t": (F, (3, "batch")), "m": (F, (3, 5)), "y": (F, (3, 5))}
 
 
@@ -62,6 +64,10 @@ def test_squeezenet_every_float_output_typed():
     model, result = run_pipeline(path, ["infer_shapes"], feeds[:1], rtol=0.0)
     assert result.stats == {"values_typed": 65}
     # the unused Dropout mask is the one output left untyped
-    untyped = [(n.op_type, v.output_index) for n in model.graph.nodes for v in n.outputs
-               if v.dtype != F or not v.shape]
+    untyped = [
+        (n.op_type, v.output_index)
+        for n in model.graph.nodes
+        for v in n.outputs
+        if v.dtype != F or not v.shape
+    ]
     assert untyped == [("Dropout", 1)]

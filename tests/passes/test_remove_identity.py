@@ -15,7 +15,9 @@ def test_remove_identity_and_dropout_keeps_output_names():
         helper.make_node("Dropout", ["r"], ["d"]),
         helper.make_node("Identity", ["d"], ["y"]),
     ]
-    model, result = run_pass("remove_identity", graph_model(nodes, [("x", [3, 5])], ["y"]), rtol=0.0)
+    model, result = run_pass(
+        "remove_identity", graph_model(nodes, [("x", [3, 5])], ["y"]), rtol=0.0
+    )
     assert result.stats["removed"] == 2
     assert ops(model) == ["Relu"]
     assert model.graph.outputs[0].name == "y"
