@@ -59,6 +59,30 @@ def test_gemm_residual_refuses_a_broadcast_residual():
     assert result.modified is False
 
 
+def test_gemm_residual_refuses_a_gemm_that_has_its_c():
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "c"], ["g"]),
+        helper.make_node("Add", ["g", "z"], ["y"]),
+    ]
+    inits = [("w", rand(5, 4)), ("c", rand(4, seed=3))]
+    proto = graph_model(nodes, [("x", [3, 5]), ("z", [3, 4])], ["y"], inits)
+    model, result = run_pass("fuse_gemm_activation", proto)
+    assert result.modified is False and ops(model) == ["Gemm", "Add"]
+
+
+def test_gemm_relu_keeps_alpha_and_beta():
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "c"], ["g"], alpha=0.5, beta=2.0, transB=1),
+        helper.make_node("Relu", ["g"], ["y"]),
+    ]
+    inits = [("w", rand(4, 5)), ("c", rand(4, seed=3))]
+    proto = graph_model(nodes, [("x", [3, 5])], ["y"], inits)
+    model, result = run_pass("fuse_gemm_activation", proto)
+    assert ops(model) == ["infopt.FusedGemmRelu"] and result.stats["gemm_relu"] == 1
+    fused = model.graph.nodes[0]
+    assert (fused.attr("alpha"), fused.attr("beta"), fused.attr("transB")) == (0.5, 2.0, 1)
+
+
 def test_3d_matmul_bias_gelu_becomes_fused_matmul_and_non_constant_weight_does_not():
     def proto(const_w):
         nodes = [
