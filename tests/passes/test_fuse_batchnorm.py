@@ -108,3 +108,36 @@ def test_shufflenet_every_bn_folds():
     model, result = run_pipeline(path, o2_until("fuse_batchnorm"), feeds, rtol=1e-4)
     assert result.stats["applied"] == 49 and result.stats["conv_bn"] == 49
     assert "BatchNormalization" not in ops(model)
+
+
+def _bn_then(scale_shape, shift_shape):
+    """x -> BatchNormalization -> Mul(k) -> Add(c) -> Relu, as Caffe-converted DenseNets have."""
+    nodes = [
+        helper.make_node("BatchNormalization", ["x", *BN], ["n"], epsilon=1e-3),
+        helper.make_node("Mul", ["k", "n"], ["m"]),
+        helper.make_node("Add", ["m", "c"], ["a"]),
+        helper.make_node("Relu", ["a"], ["y"]),
+    ]
+    inits = bn_params() + [("k", rand(*scale_shape, seed=7)), ("c", rand(*shift_shape, seed=8))]
+    return graph_model(nodes, [("x", [2, 8, 5, 5])], ["y"], inits)
+
+
+def test_per_channel_scale_and_shift_fold_into_the_batchnorm():
+    model, result = run_pass("fuse_batchnorm", _bn_then((8, 1, 1), (1, 8, 1, 1)))
+    assert result.stats["bn_mul"] == 1 and result.stats["bn_add"] == 1
+    assert ops(model) == ["BatchNormalization", "Relu"]
+
+
+def test_scale_that_varies_over_space_stays():
+    model, result = run_pass("fuse_batchnorm", _bn_then((8, 5, 5), (8, 1, 1)))
+    # the Mul cannot fold (not per-channel), so the Add after it has no BN to fold into
+    assert result.modified is False and ops(model) == ["BatchNormalization", "Mul", "Add", "Relu"]
+
+
+def test_densenet_scale_layers_fold():
+    path, feeds = light_model("densenet121")
+    model, result = run_pipeline(path, o2_until("fuse_batchnorm"), feeds, rtol=1e-4)
+    # 121 BN each followed by a scale (Mul) and shift (Add): 59 fold into the Conv before them,
+    # the 62 after a Concat or pooling take their Mul/Add into the BN itself
+    assert result.stats["conv_bn"] == 59 and result.stats["bn_mul"] == 62
+    assert result.stats["bn_add"] == 62 and ops(model).count("BatchNormalization") == 62

@@ -56,7 +56,7 @@ def test_layer_norm_refuses_intermediate_graph_output():
     model, result = run_pass("fuse_layer_norm", _layer_norm_proto(second_user=True))
     # d = x - mean stays (a graph output); what follows it is exactly an RMSNorm of d
     assert "LayerNormalization" not in ops(model) and "layer_norm_pow" not in result.stats
-    assert result.stats == {"applied": 1, "attempted": 7, "failed": 6, "rms_norm0": 1}
+    assert result.stats == {"applied": 1, "attempted": 17, "failed": 16, "rms_norm0": 1}
 
 
 @pytest.mark.parametrize("axes", [(1,), (-2, -1)], ids=str)
@@ -65,10 +65,10 @@ def test_layer_norm_refuses_other_axes(axes):
     assert result.modified is False and len(ops(model)) == 9
 
 
-def test_non_constant_beta_leaves_only_the_rms_part():
+def test_non_constant_beta_stays_an_add_after_the_norm():
     model, result = run_pass("fuse_layer_norm", _layer_norm_proto(beta_input=True))
-    assert "LayerNormalization" not in ops(model) and result.stats["rms_norm0"] == 1
-    assert ops(model) == ["ReduceMean", "Sub", "infopt.RMSNorm", "Add"]
+    assert result.stats["layer_norm_pow_scale"] == 1 and result.stats["applied"] == 1
+    assert ops(model) == ["LayerNormalization", "Add"]
 
 
 def _rms_proto(form="Div"):
@@ -134,5 +134,6 @@ def test_gpt2_with_decomposed_layer_norms():
     proto, count = _decomposed_layer_norms(path)
     assert count == 5  # two per block, one final
     model, result = run_pipeline(proto, o2_until("fuse_layer_norm"), feeds, rtol=1e-5)
-    assert result.stats["applied"] == 5 and result.stats["layer_norm_pow"] == 5
+    # GPT-2's random init has gamma = 1: -O1 removes that Mul as a no-op, the shift form fuses
+    assert result.stats["applied"] == 5 and result.stats["layer_norm_pow_shift"] == 5
     assert ops(model).count("LayerNormalization") == 5 and "Sqrt" not in ops(model)

@@ -24,7 +24,7 @@ def _chain():
 
 def test_types_every_intermediate_and_keeps_symbolic_dims():
     model, result = run_pass("infer_shapes", _chain(), before=())
-    assert result.stats == {"values_typed": 3}
+    assert result.stats == {"values_typed": 3, "dims_refined": 0}
     shapes = {
         n.outputs[0].name: (n.outputs[0].dtype, n.outputs[0].shape) for n in model.graph.nodes
     }
@@ -42,7 +42,7 @@ def test_already_typed_graph_is_left_alone():
     proto.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 3
     proto.graph.output[0].type.tensor_type.shape.dim.add().dim_value = 5
     _, result = run_pass("infer_shapes", proto, before=())
-    assert result.modified is False and result.stats == {"values_typed": 0}
+    assert result.modified is False and result.stats == {"values_typed": 0, "dims_refined": 0}
 
 
 def test_stops_at_an_unknown_custom_op_without_failing():
@@ -54,7 +54,7 @@ def test_stops_at_an_unknown_custom_op_without_failing():
     model = infopt.load(graph_model(nodes, [("x", [2, 3])], ["y"], domains=["custom"]))
     result = create("infer_shapes").run(model)
     t, m, y = (n.outputs[0] for n in model.graph.nodes)
-    assert result.stats == {"values_typed": 1} and t.shape == (3, 2)
+    assert result.stats == {"values_typed": 1, "dims_refined": 0} and t.shape == (3, 2)
     assert m.dtype is None and m.shape is None and y.shape is None
     assert create("infer_shapes").run(model).modified is False
 
@@ -62,7 +62,7 @@ def test_stops_at_an_unknown_custom_op_without_failing():
 def test_squeezenet_every_float_output_typed():
     path, feeds = light_model("squeezenet")
     model, result = run_pipeline(path, ["infer_shapes"], feeds[:1], rtol=0.0)
-    assert result.stats == {"values_typed": 65}
+    assert result.stats == {"values_typed": 65, "dims_refined": 0}
     # the unused Dropout mask is the one output left untyped
     untyped = [
         (n.op_type, v.output_index)

@@ -58,11 +58,14 @@ class EliminateCommonSubexpressions(Pass):
                     continue
                 if any(graph.is_graph_output(o) for o in node.outputs):
                     continue
-                for old, new in zip(node.outputs, first.outputs, strict=True):
-                    if old.name and not new.name:
-                        break
-                    old.replace_all_uses_with(new)
-                else:
-                    graph.remove_node(node)
-                    merged += 1
+                pairs = list(zip(node.outputs, first.outputs, strict=True))
+                # an output the first node leaves unnamed (not computed) cannot stand in for a
+                # used one: check every pair before moving any reader
+                if any(old.uses and not new.name for old, new in pairs):
+                    continue
+                for old, new in pairs:
+                    if old.uses:
+                        old.replace_all_uses_with(new)
+                graph.remove_node(node)
+                merged += 1
         return PassResult(model, merged > 0, {"merged": merged})

@@ -19,16 +19,31 @@ from ..rewrite import Match, Rule, RuleSet, Tracer
 from .base import Pass, PassResult
 
 
-def _ln_pattern(square: str):
+def _ln_pattern(square: str, affine: str):
+    """``affine``: which of ``* gamma`` and ``+ beta`` follow the normalisation ("scale_shift",
+    "scale", "shift", "none": a neutral gamma of ones is removed as a no-op by -O1)."""
+
     def pattern(op, x, eps, gamma, beta):
         mean = op.ReduceMean(x, _name="mean", _extra=True)
         d = op.Sub(x, mean)
         sq = op.Pow(d, op.const(2.0)) if square == "pow" else op.Mul(d, d)
         var = op.ReduceMean(sq, _name="var", _extra=True)
-        n = op.Div(d, op.Sqrt(op.Add(var, eps)))
-        return op.Add(op.Mul(n, gamma), beta)
+        y = op.Div(d, op.Sqrt(op.Add(var, eps)))
+        if affine in ("scale_shift", "scale"):
+            y = op.Mul(y, gamma)
+        if affine in ("scale_shift", "shift"):
+            y = op.Add(y, beta)
+        return y
 
     return pattern
+
+
+_AFFINE_PARAMS = {
+    "scale_shift": ("gamma", "beta"),
+    "scale": ("gamma",),
+    "shift": ("beta",),
+    "none": (),
+}
 
 
 def _reduces_last(m: Match, key: str, rank: int) -> bool:
@@ -66,9 +81,15 @@ def _norm_check(m: Match, keys: tuple[str, ...], params: tuple[str, ...]) -> str
     return None
 
 
+def _param(m: Match, b, key: str, fill: float):
+    """The matched gamma/beta as a 1-D constant, or ``fill`` repeated when the pattern had none."""
+    if m.values.get(key) is None:
+        return b.const(np.full(m["x"].shape[-1], fill, np.float32), f"ln_{key}")
+    return b.const(m.const(key).reshape(-1).astype(np.float32), m[key].name)
+
+
 def _ln_rewrite(m: Match, b):
-    gamma = b.const(m.const("gamma").reshape(-1).astype(np.float32), m["gamma"].name)
-    beta = b.const(m.const("beta").reshape(-1).astype(np.float32), m["beta"].name)
+    gamma, beta = _param(m, b, "gamma", 1.0), _param(m, b, "beta", 0.0)
     eps = _scalar_eps(m)
     if m.opset() >= 17:
         return b.op("LayerNormalization", m["x"], gamma, beta, axis=-1, epsilon=eps)
@@ -97,11 +118,12 @@ def _rms_rewrite(m: Match, b):
 RULES = RuleSet(
     [
         Rule(
-            f"layer_norm_{sq}",
-            _ln_pattern(sq),
+            f"layer_norm_{sq}" + ("" if affine == "scale_shift" else f"_{affine}"),
+            _ln_pattern(sq, affine),
             _ln_rewrite,
-            check=lambda m: _norm_check(m, ("mean", "var"), ("gamma", "beta")),
+            check=lambda m, params=params: _norm_check(m, ("mean", "var"), params),
         )
+        for affine, params in _AFFINE_PARAMS.items()
         for sq in ("pow", "mul")
     ]
     + [
