@@ -180,9 +180,10 @@ class SymbolicShapes:
 
     def _seed(self, v: Value) -> None:
         if v.const is not None:
-            arr = v.const.numpy()
-            self.shapes[id(v)] = tuple(int(d) for d in arr.shape)
-            self._record_array(v, arr)
+            # the tensor's shape is known without loading it; only small ones are read
+            self.shapes[id(v)] = tuple(int(d) for d in v.const.shape)
+            if len(v.const.shape) <= 1 and v.const.size <= MAX_ELEMENTS:
+                self._record_array(v, v.const.numpy())
         else:
             shape = self._from_annotation(v)
             if shape is not None:
