@@ -70,7 +70,10 @@ def compile(
     report = CompileReport(target=target, level=level)
     report.nodes_before = len(model.graph.nodes)
     report.op_counts_before = op_counts(model)
-    names = list(passes) if passes is not None else pipeline(level)
+    if passes is not None:
+        names = list(passes)
+    else:
+        names = pipeline(level, target, model.opset(""))
     inst = list(instruments)
     if print_ir_after:
         inst.append(PrintIRAfter(list(print_ir_after)))

@@ -54,3 +54,13 @@ def test_unknown_and_custom_domain_ops_are_carried_through():
     custom = [n for n in model.graph.nodes if n.domain == "custom"]
     assert len(custom) == 1 and custom[0].attr("flavour") == "x"
     assert [n.op_type for n in model.graph.nodes] == ["Conv", "MyOp", "Relu"]
+
+
+def test_onnx_target_skips_fusions_without_a_standard_op():
+    from infopt.passes.pipelines import pipeline
+
+    assert "fuse_attention" in pipeline(2, "cpu") and "fuse_gelu" in pipeline(2, "cpu")
+    onnx17 = pipeline(2, "onnx", 17)
+    assert "fuse_attention" not in onnx17 and "fuse_gelu" not in onnx17
+    assert "fuse_layer_norm" in onnx17  # LayerNormalization is standard from opset 17
+    assert "fuse_gelu" in pipeline(2, "onnx", 20)  # Gelu is standard from opset 20

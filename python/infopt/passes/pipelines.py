@@ -39,9 +39,22 @@ O3 = O2
 PIPELINES: dict[int, list[str]] = {0: [], 1: O1, 2: O2, 3: O3}
 
 
-def pipeline(level: int) -> list[str]:
+# Fusions into infopt ops that standard ONNX (at the model's opset) cannot express. For
+# --target onnx they would only be inlined back into a rewritten decomposition, which hides the
+# exporter's pattern from the consuming runtime's own fusions (onnxruntime's attention and GELU
+# fusions): skip them there. Value: the opset from which the fused op is standard, else None.
+NOT_STANDARD_BELOW = {"fuse_attention": None, "fuse_gelu": 20}
+
+
+def pipeline(level: int, target: str = "cpu", opset: int | None = None) -> list[str]:
+    """The pass names of ``-O<level>`` for ``target`` (a model of ``opset`` for target onnx)."""
     if level not in PIPELINES:
         from ..errors import InputError
 
         raise InputError(f"unknown optimization level -O{level}; use 0 to 3")
-    return list(PIPELINES[level])
+    names = list(PIPELINES[level])
+    if target == "onnx":
+        for name, since in NOT_STANDARD_BELOW.items():
+            if since is None or opset is None or opset < since:
+                names = [n for n in names if n != name]
+    return names
