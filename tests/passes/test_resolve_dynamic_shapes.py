@@ -208,3 +208,25 @@ def test_transformer_shape_chains_resolve(name, exporter, expected):
             feeds = hf_models.decoder_feeds(batch, length)
         want, got = ort_run(path, feeds)[0], ort_run(model, feeds)[0]
         assert relative_l2(want, got) <= 1e-6
+
+
+def test_overlapping_sandwiches_keep_the_analysis_truthful():
+    # random graph seed 1383: after the first flatten/unflatten pair cancels, the Tanh runs on
+    # the flat tensor; the next Reshape must not then be taken for an identity
+    proto = _parse(
+        """
+        g (float[2, 2, 4] x) => (float[1, 2, 2, 4] y) {
+            flat = Constant<value = int64[1] {-1}>()
+            full = Constant<value = int64[3] {2, 2, 4}>()
+            a = Reshape(x, flat)
+            b = Reshape(a, full)
+            t = Tanh(b)
+            c = Reshape(t, flat)
+            d = Reshape(c, full)
+            zero = Constant<value = int64[1] {0}>()
+            y = Unsqueeze(d, zero)
+        }
+        """
+    )
+    model, result = _run(proto, before=("fold_constants", "infer_shapes"))
+    assert result.stats["reshape_pairs_cancelled"] >= 1

@@ -211,7 +211,9 @@ def cancel_reshape_sandwich(graph, outer: Node, shapes: SymbolicShapes) -> bool:
         for i, v in enumerate(n.inputs):
             if v is entry:
                 n.set_input(i, x)
+        # the region's values now have x's shape: keep both the IR and the analysis truthful
         n.outputs[0].shape = x.shape
+        shapes.shapes[id(n.outputs[0])] = shapes.shape(x)
     out.replace_all_uses_with(x2)
     graph.remove_node(outer)
     if not entry.uses and not graph.is_graph_output(entry):

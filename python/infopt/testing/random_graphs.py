@@ -5,8 +5,11 @@ Each graph is a chain-with-branches over float32 4-D ("image") or 2-D/3-D ("matr
 Conv with constant weights (then often BatchNormalization, Mul/Add by per-channel constants,
 residual Add, activations), MatMul/Gemm with constant weights and biases, Transpose pairs,
 Reshape/Squeeze/Unsqueeze round trips, Cast no-ops, Identity/Dropout, duplicated subexpressions
-and the decomposed GELU / LayerNorm forms. Initializers are chosen so that fusions fire; shapes
-broadcast (per-channel or scalar constants) where the op allows it.
+and the decomposed GELU / LayerNorm forms; in matrix graphs also the run-time shape arithmetic of
+dynamic exports (Shape/Slice/Concat-built Reshape targets, flatten/unflatten around elementwise
+ops), Unsqueeze chains and neutral constants (x*1, x/1), over a symbolic leading dim ``n`` half
+the time. Initializers are chosen so that fusions fire; shapes broadcast (per-channel or scalar
+constants) where the op allows it.
 """
 
 from __future__ import annotations
@@ -110,8 +113,30 @@ def _image_step(g: _G, x: str, c: int) -> tuple[str, int]:
     return g.op("Conv", [g.op("Pad", [x, pads]), w]), c
 
 
+def _i64(*values: int) -> np.ndarray:
+    return np.array(values, np.int64)
+
+
+def _shape_step(g: _G, x: str, k: int, rank: int) -> str:
+    """Shape arithmetic as dynamic exporters write it, around an elementwise op."""
+    kind = g.rng.integers(0, 4)
+    if kind == 0:  # flatten, elementwise, unflatten to Shape(x)
+        flat = g.op("Reshape", [x, g.const(_i64(-1, k))])
+        return g.op("Reshape", [g.op("Tanh", [flat]), g.op("Shape", [x])])
+    if kind == 1:  # Reshape(x, Concat(Shape(x)[:-1], [k])): the identity, built at run time
+        lead = g.op("Slice", [g.op("Shape", [x]), g.const(_i64(0)), g.const(_i64(-1))])
+        return g.op("Reshape", [x, g.op("Concat", [lead, g.const(_i64(k))], axis=0)])
+    if kind == 2:  # neutral constants
+        y = g.op("Mul", [g.const(np.ones(k, np.float32)), x])
+        return g.op("Div", [g.op("Sigmoid", [y]), g.const(np.float32(1))])
+    u = g.op("Unsqueeze", [g.op("Unsqueeze", [x, g.const(_i64(0))]), g.const(_i64(-1))])
+    return g.op("Squeeze", [g.op("Relu", [u]), g.const(_i64(0, rank + 1))])
+
+
 def _matrix_step(g: _G, x: str, k: int, rank: int) -> tuple[str, int]:
-    step = g.rng.integers(0, 6)
+    step = g.rng.integers(0, 7)
+    if step == 6:
+        return _shape_step(g, x, k, rank), k
     if step <= 2:  # MatMul + bias (+ act)
         n = int(g.rng.choice([k, 5, 8]))
         y = g.op("MatMul", [x, g.const(g.rand(k, n, scale=1 / math.sqrt(k)))])
@@ -161,7 +186,8 @@ def random_graph(seed: int) -> onnx.ModelProto:
     else:
         rank = int(rng.choice([2, 3]))
         k = int(rng.choice([4, 6]))
-        shape = [2] * (rank - 1) + [k]
+        # a symbolic leading dim (random_feeds makes it 2, which the Reshape steps rely on)
+        shape = ["n" if rng.random() < 0.5 else 2] + [2] * (rank - 2) + [k]
         x = "x"
         while len(g.nodes) < target:
             before = len(g.nodes)
