@@ -175,8 +175,8 @@ def _field(number: int, body: bytes) -> bytes:
 def read_stripped(path: Path) -> tuple[bytes, ModelFile, dict[str, tuple[int, int]]] | None:
     """(model bytes without the large raw_data of main-graph initializers, the open file,
     {initializer name: (file offset, byte count)}), or None when the file is better parsed
-    whole (small, big-endian host, or laid out unexpectedly)."""
-    if sys.byteorder != "little":
+    whole (no large raw_data, a big-endian host or no positional reads, an unexpected layout)."""
+    if sys.byteorder != "little" or not hasattr(os, "preadv"):
         return None
     file = ModelFile(path)
     try:

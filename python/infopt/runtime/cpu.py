@@ -44,11 +44,11 @@ def build_plan(
     another plan when a feed overrides one).
 
     Memory: the program borrows read-only arrays (the IR's loaded weights, the constants
-    computed here) instead of copying them. With ``hand_over`` (the caller owns the model) the
-    IR then forgets every initializer array it can load again, and the program packs its
-    weights at once, freeing each original that only a packed copy reads: the weights are then
-    held once, by the program. A later reader of the IR (a plan for overridden initializers)
-    loads them again."""
+    computed here) and copies writable ones. It packs its weights here, not at the first run,
+    and frees each original (its copy or its reference) that only a packed copy reads. With
+    ``hand_over`` (the caller owns the model) the IR first forgets every initializer array it
+    can load again, so that a weight is held once, by the program; a later reader of the IR (a
+    plan for overridden initializers) loads it again."""
     graph = model.graph
     program = _C.Program(num_threads)
     ids: dict[int, int] = {}
@@ -103,11 +103,11 @@ def build_plan(
             plan.fallback_ops[key] = plan.fallback_ops.get(key, 0) + 1
             plan.fallback_reasons.setdefault(key, str(why))
     program.set_io([vid(v) for v in feedable], [vid(v) for v in graph.outputs])
+    constants.clear()  # the program holds what it needs
     if hand_over:
-        constants.clear()  # the program holds what it needs
         for value in graph.initializers.values():
             value.const.drop_array()
-        program.prepare(release_packed_constants=True)
+    program.prepare(release_packed_constants=True)
     return plan
 
 
