@@ -3,6 +3,13 @@
 The session imports the model, builds a native plan (``runtime.cpu``) and validates every feed
 before it reaches C++: unknown or missing names, wrong dtype, wrong rank or static dim are
 reported as InputError naming the input. It never calls onnxruntime.
+
+Memory: a session created from a path (or bytes) owns its model. Weights are read from the file
+when the plan is built, borrowed by the native program, and the IR forgets them; the program
+packs Conv/Gemm/MatMul weights at creation and frees each original that only its packed copy
+reads. A weight is then held once. What needs a weight later (a plan for an overridden
+initializer) reads it from the file again. A caller's ``ir.Model`` is never changed: its arrays
+stay, read-only ones are borrowed and writable ones copied (the caller may change them).
 """
 
 from __future__ import annotations
