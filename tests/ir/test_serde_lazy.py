@@ -72,6 +72,17 @@ def test_lazy_load_matches_in_memory_load_and_round_trips(tmp_path):
     assert saved["w_f32"].doc_string == "kept"
 
 
+def test_lazily_loaded_model_can_be_deep_copied(tmp_path):
+    import copy
+
+    proto = _model()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(proto.SerializeToString())
+    want = infopt.load(proto.SerializeToString()).graph.initializers["w_f32"].const.numpy()
+    clone = copy.deepcopy(infopt.load(path))
+    np.testing.assert_array_equal(clone.graph.initializers["w_f32"].const.numpy(), want)
+
+
 @pytest.mark.parametrize("junk", [b"\xff" * 64, b"\x0a\x05abc", b"not an onnx model at all"])
 def test_garbage_file_gets_the_ordinary_error(tmp_path, junk):
     path = tmp_path / "bad.onnx"

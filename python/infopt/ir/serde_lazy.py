@@ -66,6 +66,9 @@ class ModelFile:
     def close(self) -> None:
         self._finalizer()
 
+    def __deepcopy__(self, memo) -> ModelFile:
+        return self  # a copied model shares the open file
+
     # --- reading -------------------------------------------------------------------------------
     def read(self, start: int, end: int) -> bytes:
         data = os.pread(self._fd, end - start, start)
