@@ -339,6 +339,7 @@ size_t Program::prepare(bool release_packed_constants) {
   // Already finalized (by a run): kernels may be running, so they are not
   // prepared again and nothing is released.
   if (finalized_) return 0;
+  if (sealed_) throw std::logic_error("Program.prepare: an earlier prepare() failed after releasing constants");
   return finalize_locked(release_packed_constants);
 }
 
@@ -497,7 +498,11 @@ std::vector<RunOutput> Program::run(const std::vector<Tensor>& feeds, const std:
   std::vector<int64_t> sig;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (!finalized_) finalize_locked();
+    if (!finalized_) {
+      // sealed but not finalized: prepare() threw after freeing some originals
+      if (sealed_) throw std::logic_error("Program.run: prepare() failed after releasing constants; build the Program again");
+      finalize_locked();
+    }
     if (feeds.size() != inputs_.size()) {
       throw std::invalid_argument("Program.run: expected " + std::to_string(inputs_.size()) + " feeds, got " +
                                   std::to_string(feeds.size()));
