@@ -110,9 +110,22 @@ PYBIND11_MODULE(_C, m) {
           "set_constant",
           [](Program& p, int vid, py::object arr) {
             py::array a = as_contiguous(arr);
-            p.set_constant(vid, tensor_view(a, "set_constant"));
+            // A read-only array is taken as immutable and borrowed (kept alive,
+            // not copied); so is a copy as_contiguous just made. A writable
+            // array the caller holds is copied: they may change it later.
+            const bool readonly = !(a.flags() & py::detail::npy_api::NPY_ARRAY_WRITEABLE_);
+            const bool ours = a.ptr() != arr.ptr() && (a.flags() & py::detail::npy_api::NPY_ARRAY_OWNDATA_);
+            std::shared_ptr<void> owner = (readonly || ours) ? hold_pyobject(a) : nullptr;
+            p.set_constant(vid, tensor_view(a, "set_constant"), std::move(owner));
           },
-          py::arg("vid"), py::arg("array"))
+          py::arg("vid"), py::arg("array"),
+          "Make value `vid` a constant. Read-only arrays are borrowed, writable ones copied.")
+      .def("prepare", &Program::prepare, py::arg("release_packed_constants") = false,
+           "Finalize now: kernels pack their constant weights. With release_packed_constants, "
+           "originals that only packed copies read are freed and the Program is sealed. "
+           "Returns the bytes freed.")
+      .def("released_constants", &Program::released_constants,
+           "Names of the constants freed by prepare(release_packed_constants=True).")
       .def(
           "add_native_step",
           [](Program& p, const std::string& op, const std::vector<int>& inputs, const std::vector<int>& outputs,

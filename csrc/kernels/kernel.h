@@ -50,6 +50,10 @@ class Kernel {
   // Called once before the first run; constants[i] is the constant input i or
   // nullptr. Lets kernels pre-pack weights for the Program's ISA.
   virtual void prepare(const std::vector<const Tensor*>& constants, Isa isa) {}
+  // After prepare(): true when the kernel reads constant input `i` only from
+  // its own pre-packed copy. The executor may then free the original; it keeps
+  // passing the same Tensor, whose data pointer then only identifies it.
+  virtual bool reads_only_packed(int i) const { return false; }
 };
 
 using KernelFactory = std::unique_ptr<Kernel> (*)(const Attrs& attrs, int num_inputs, int num_outputs);

@@ -138,6 +138,8 @@ Program::~Program() = default;
 
 void Program::invalidate() {
   std::lock_guard<std::mutex> lk(mu_);
+  // Re-preparing kernels would read constants whose memory has been freed.
+  if (sealed_) throw std::logic_error("Program cannot be changed after prepare() released its packed constants");
   finalized_ = false;
   plans_.clear();
 }
@@ -157,15 +159,19 @@ static void check_vid(int vid, size_t n, bool allow_missing, const char* what) {
   }
 }
 
-void Program::set_constant(int vid, Tensor t) {
+void Program::set_constant(int vid, Tensor t, std::shared_ptr<void> owner) {
   check_vid(vid, values_.size(), false, "set_constant");
   invalidate();
   Value& v = values_[static_cast<size_t>(vid)];
-  auto buf = std::make_shared<AlignedBuffer>(t.nbytes());
-  if (t.nbytes()) std::memcpy(buf->data(), t.data, t.nbytes());
-  t.data = buf->data();
+  if (!owner) {
+    auto buf = std::make_shared<AlignedBuffer>(t.nbytes());
+    if (t.nbytes()) std::memcpy(buf->data(), t.data, t.nbytes());
+    t.data = buf->data();
+    owner = std::move(buf);
+  }
   v.is_const = true;
-  v.const_buf = buf;
+  v.released = false;
+  v.const_owner = std::move(owner);
   v.const_tensor = t;
 }
 
@@ -228,7 +234,7 @@ int64_t Program::native_step_count() const {
   return n;
 }
 
-void Program::finalize_locked() {
+size_t Program::finalize_locked(bool release_packed_constants) {
   if (!io_set_) throw std::invalid_argument("Program.run: set_io() was not called");
   const size_t n = values_.size();
   const int64_t S = static_cast<int64_t>(steps_.size());
@@ -283,6 +289,25 @@ void Program::finalize_locked() {
     }
   }
   plan_inplace_locked();
+  // A constant may be freed once packed when every reader is a native step
+  // that reads it directly (not through a view) and only from its packed copy,
+  // and it is not a graph output. pending counts readers not yet prepared, so
+  // each original goes as soon as its last reader has packed it.
+  std::vector<int64_t> pending(n, 0);
+  std::vector<char> keep(n, 0);
+  if (release_packed_constants) {
+    for (int v : outputs_) keep[static_cast<size_t>(base_[static_cast<size_t>(v)])] = 1;
+    for (const auto& sp : steps_) {
+      for (int u : sp->inputs) {
+        if (u < 0) continue;
+        const size_t b = static_cast<size_t>(base_[static_cast<size_t>(u)]);
+        if (!values_[b].is_const) continue;
+        if (!sp->native || static_cast<size_t>(u) != b) keep[b] = 1;
+        else ++pending[b];
+      }
+    }
+  }
+  size_t freed = 0;
   for (auto& sp : steps_) {
     if (!sp->native) continue;
     std::vector<const Tensor*> consts;
@@ -291,8 +316,39 @@ void Program::finalize_locked() {
       consts.push_back(c ? &values_[static_cast<size_t>(u)].const_tensor : nullptr);
     }
     sp->kernel->prepare(consts, isa_);
+    if (!release_packed_constants) continue;
+    for (size_t k = 0; k < sp->inputs.size(); ++k) {
+      const int u = sp->inputs[k];
+      if (u < 0 || !values_[static_cast<size_t>(u)].is_const || base_[static_cast<size_t>(u)] != u) continue;
+      Value& cv = values_[static_cast<size_t>(u)];
+      if (!sp->kernel->reads_only_packed(static_cast<int>(k))) keep[static_cast<size_t>(u)] = 1;
+      if (--pending[static_cast<size_t>(u)] == 0 && !keep[static_cast<size_t>(u)] && !cv.released) {
+        freed += cv.const_tensor.nbytes();
+        cv.const_owner.reset();
+        cv.released = true;
+        sealed_ = true;
+      }
+    }
   }
   finalized_ = true;
+  return freed;
+}
+
+size_t Program::prepare(bool release_packed_constants) {
+  std::lock_guard<std::mutex> lk(mu_);
+  // Already finalized (by a run): kernels may be running, so they are not
+  // prepared again and nothing is released.
+  if (finalized_) return 0;
+  if (sealed_) throw std::logic_error("Program.prepare: an earlier prepare() failed after releasing constants");
+  return finalize_locked(release_packed_constants);
+}
+
+std::vector<std::string> Program::released_constants() const {
+  std::vector<std::string> r;
+  for (const auto& v : values_) {
+    if (v.released) r.push_back(v.name);
+  }
+  return r;
 }
 
 // In-place reuse: output 0 of a step takes over an input's buffer when that
@@ -442,7 +498,11 @@ std::vector<RunOutput> Program::run(const std::vector<Tensor>& feeds, const std:
   std::vector<int64_t> sig;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (!finalized_) finalize_locked();
+    if (!finalized_) {
+      // sealed but not finalized: prepare() threw after freeing some originals
+      if (sealed_) throw std::logic_error("Program.run: prepare() failed after releasing constants; build the Program again");
+      finalize_locked();
+    }
     if (feeds.size() != inputs_.size()) {
       throw std::invalid_argument("Program.run: expected " + std::to_string(inputs_.size()) + " feeds, got " +
                                   std::to_string(feeds.size()));
@@ -466,7 +526,7 @@ std::vector<RunOutput> Program::run(const std::vector<Tensor>& feeds, const std:
   for (size_t v = 0; v < n; ++v) {
     if (values_[v].is_const) {
       st.vals[v] = values_[v].const_tensor;
-      st.owner[v] = values_[v].const_buf;
+      st.owner[v] = values_[v].const_owner;  // null once released (only packed readers remain)
       st.defined[v] = 1;
     }
   }

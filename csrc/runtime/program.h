@@ -54,7 +54,9 @@ class Program {
   ~Program();
 
   int add_value(const std::string& name);
-  void set_constant(int vid, Tensor t);  // copies
+  // With an owner, the constant borrows t.data (owner keeps it alive and
+  // unchanged); without one, the data is copied.
+  void set_constant(int vid, Tensor t, std::shared_ptr<void> owner = nullptr);
   void add_native_step(const std::string& op, const std::vector<int>& inputs, const std::vector<int>& outputs,
                        const Attrs& attrs, const std::string& label);
   void add_host_step(std::unique_ptr<HostStep> step, const std::vector<int>& inputs,
@@ -64,6 +66,14 @@ class Program {
   // feeds[i] is read in place; feed_owners[i] (may be null) keeps it alive
   // for host steps that retain views. Thread-safe.
   std::vector<RunOutput> run(const std::vector<Tensor>& feeds, const std::vector<std::shared_ptr<void>>& feed_owners);
+
+  // Finalizes now (kernels pre-pack their constant weights). With
+  // release_packed_constants, a constant that every reader holds in a packed
+  // copy (Kernel::reads_only_packed) is freed as soon as its last reader is
+  // prepared; the Program is then sealed (any later change throws). Returns the
+  // bytes freed. A Program already finalized (run before) stays as it is.
+  size_t prepare(bool release_packed_constants);
+  std::vector<std::string> released_constants() const;
 
   int64_t step_count() const { return static_cast<int64_t>(steps_.size()); }
   int64_t native_step_count() const;
@@ -81,7 +91,8 @@ class Program {
     std::string name;
     bool is_feed = false;
     bool is_const = false;
-    std::shared_ptr<AlignedBuffer> const_buf;
+    bool released = false;          // freed after packing; const_tensor.data is then only an identity
+    std::shared_ptr<void> const_owner;  // keeps const_tensor.data alive (own copy or borrowed)
     Tensor const_tensor;
   };
   struct Step;
@@ -90,7 +101,7 @@ class Program {
   class NativeIO;
 
   void invalidate();
-  void finalize_locked();
+  size_t finalize_locked(bool release_packed_constants = false);
   void plan_inplace_locked();
   std::shared_ptr<const Plan> build_plan(const RunState& st, const std::vector<Tensor>& feeds) const;
   void execute(RunState& st) const;
@@ -106,6 +117,7 @@ class Program {
   // Derived once by finalize_locked().
   mutable std::mutex mu_;
   bool finalized_ = false;
+  bool sealed_ = false;  // some constant was released into packed copies: no more changes
   std::vector<int> base_;       // value -> value that owns the buffer (views follow inputs)
   std::vector<int64_t> last_use_;  // base value -> last step index reading it (n = end of run)
   std::vector<int> producer_;   // value -> step index, -1 for feeds/constants

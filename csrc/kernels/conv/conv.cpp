@@ -105,6 +105,9 @@ class ConvKernel : public Kernel {
     packed_shape_ = w->shape;
   }
 
+  // The packed path is taken whenever prepare() packed W (same tensor, same ISA).
+  bool reads_only_packed(int i) const override { return i == 1 && !packed_.empty(); }
+
   void run(StepIO& io) const override {
     const Tensor& X = require_f32(io, 0, "X");
     const Tensor& W = require_f32(io, 1, "W");

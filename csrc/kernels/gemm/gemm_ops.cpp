@@ -11,9 +11,12 @@ namespace infopt {
 namespace {
 
 // B packed at prepare() time, used while the run sees the same constant buffer.
+// Every run path hands the pack to sgemm, which then never reads B itself, so
+// the executor may free the original (reads_only_packed).
 struct PrepackedB {
   gemm::PackedB pack;
   const void* src = nullptr;
+  bool packed() const { return src != nullptr; }
   const gemm::PackedB* get(const void* data, const gemm::Variant& v, int64_t K, int64_t N) const {
     return src && src == data && pack.variant == &v && pack.K == K && pack.N == N ? &pack : nullptr;
   }
@@ -44,6 +47,8 @@ class GemmKernel : public Kernel {
     packed_.pack = gemm::pack_b(gemm::variant_for(isa), K, N, bm);
     packed_.src = b->data;
   }
+
+  bool reads_only_packed(int i) const override { return i == 1 && packed_.packed(); }
 
   void run(StepIO& io) const override {
     const Tensor& A = require_f32(io, 0, "A");
@@ -96,6 +101,8 @@ class MatMulKernel : public Kernel {
     packed_.pack = gemm::pack_b(gemm::variant_for(isa), K, N, {b->ptr<float>(), N, 1});
     packed_.src = b->data;
   }
+
+  bool reads_only_packed(int i) const override { return i == 1 && packed_.packed(); }
 
   void run(StepIO& io) const override {
     const Tensor& A = require_f32(io, 0, "A");
@@ -166,6 +173,8 @@ class FusedMatMulKernel : public Kernel {
     packed_.pack = gemm::pack_b(gemm::variant_for(isa), b->dim(0), b->dim(1), {b->ptr<float>(), b->dim(1), 1});
     packed_.src = b->data;
   }
+
+  bool reads_only_packed(int i) const override { return i == 1 && packed_.packed(); }
 
   void run(StepIO& io) const override {
     const Tensor& A = require_f32(io, 0, "A");

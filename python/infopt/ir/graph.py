@@ -52,6 +52,19 @@ class Tensor:
         return self._array
 
     @property
+    def loader(self) -> Callable[[], np.ndarray] | None:
+        return self._loader
+
+    def drop_array(self) -> bool:
+        """Forget the cached array when the loader can produce it again, so that its memory
+        goes once nobody else holds it (the runtime does this for weights it has taken over).
+        Returns whether it was dropped."""
+        if self._loader is None:
+            return False
+        self._array = None
+        return True
+
+    @property
     def size(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 

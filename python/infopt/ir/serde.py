@@ -20,21 +20,35 @@ from onnx import AttributeProto, FunctionProto, GraphProto, ModelProto, TensorPr
 
 from ..errors import InputError, ModelError, UnsupportedOpError
 from .graph import Attr, Function, Graph, Model, Node, Tensor, Value
+from .serde_lazy import LazyTensor, ModelFile, read_stripped
 
 # Models whose tensors exceed this are saved with external data (protobuf's hard limit is 2 GiB).
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 ModelSource = str | os.PathLike | bytes | ModelProto
+_LazySpans = tuple[ModelFile, dict[str, tuple[int, int]]]
 
 
 # ================================================================================== import =====
 def load(source: ModelSource, *, check: bool = True) -> Model:
     """Import an ONNX model. Raises InputError (missing file), ModelError (not ONNX, corrupt,
     cyclic, unsafe external data) or UnsupportedOpError (unknown op or opset)."""
-    proto = load_proto(source)
+    lazy = None
+    if not isinstance(source, ModelProto | bytes | bytearray):
+        path = _model_path(source)
+        try:
+            lazy = read_stripped(path)
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    if lazy is None:
+        proto = load_proto(source)
+    else:
+        # initializers' bytes stay in the file until first used (see serde_lazy)
+        proto = _parse(lazy[0], str(path))
+        _load_external_data(proto, path.resolve().parent, str(path))
     if check:
         _check_proto(proto)
-    return model_from_proto(proto)
+    return model_from_proto(proto, lazy=lazy[1:] if lazy else None)
 
 
 def load_proto(source: ModelSource) -> ModelProto:
@@ -42,11 +56,7 @@ def load_proto(source: ModelSource) -> ModelProto:
         return source
     if isinstance(source, bytes | bytearray):
         return _parse(bytes(source), "<bytes>")
-    path = Path(source)
-    if not path.exists():
-        raise InputError(f"no such file: {path}")
-    if path.is_dir():
-        raise InputError(f"expected an ONNX file, got a directory: {path}")
+    path = _model_path(source)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -54,6 +64,15 @@ def load_proto(source: ModelSource) -> ModelProto:
     proto = _parse(data, str(path))
     _load_external_data(proto, path.resolve().parent, str(path))
     return proto
+
+
+def _model_path(source: str | os.PathLike) -> Path:
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(f"expected an ONNX file, got a directory: {path}")
+    return path
 
 
 def _parse(data: bytes, origin: str) -> ModelProto:
@@ -145,8 +164,10 @@ def _all_nodes(graph: GraphProto) -> Iterable[onnx.NodeProto]:
                     yield from _all_nodes(g)
 
 
-def model_from_proto(proto: ModelProto) -> Model:
-    graph = graph_from_proto(proto.graph, None)
+def model_from_proto(proto: ModelProto, lazy: _LazySpans | None = None) -> Model:
+    """``lazy``: (open file, {initializer: span}) for a proto whose main-graph initializers'
+    raw_data was left in the file."""
+    graph = graph_from_proto(proto.graph, None, lazy=lazy)
     model = Model(
         graph=graph,
         opset_imports={imp.domain: imp.version for imp in proto.opset_import},
@@ -190,7 +211,11 @@ def _value_from_info(info: onnx.ValueInfoProto) -> Value:
     return value
 
 
-def tensor_from_proto(t: TensorProto) -> Tensor:
+def tensor_from_proto(t: TensorProto, lazy: _LazySpans | None = None) -> Tensor:
+    if lazy is not None and t.name in lazy[1]:
+        dims = tuple(t.dims)
+        loader = LazyTensor(lazy[0], t.name, t.data_type, dims, lazy[1][t.name])
+        return Tensor(dtype=t.data_type, shape=dims, loader=loader, payload=t)
     return Tensor(
         dtype=t.data_type,
         shape=tuple(t.dims),
@@ -217,6 +242,7 @@ def graph_from_proto(
     proto: GraphProto,
     parent: Graph | None,
     scope_parent: _Scope | None = None,
+    lazy: _LazySpans | None = None,
 ) -> Graph:
     graph = Graph(proto.name, parent)
     graph.doc_string = proto.doc_string
@@ -231,7 +257,7 @@ def graph_from_proto(
         if value is None or value.const is not None:
             value = Value(t.name, t.data_type, tuple(t.dims))
             scope.values[t.name] = value
-        value.const = tensor_from_proto(t)
+        value.const = tensor_from_proto(t, lazy)
         graph.initializers[t.name] = value
     for field in ("sparse_initializer", "quantization_annotation"):
         items = list(getattr(proto, field))
@@ -394,6 +420,8 @@ def tensor_to_proto(tensor: Tensor, name: str) -> TensorProto:
         t = TensorProto()
         t.CopyFrom(tensor.payload)
         t.name = name
+        if isinstance(tensor.loader, LazyTensor):  # its raw_data was left in the model file
+            t.raw_data = tensor.numpy().tobytes()
         return t
     return numpy_helper.from_array(tensor.numpy(), name)
 

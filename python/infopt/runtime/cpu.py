@@ -37,9 +37,18 @@ class CpuPlan:
     precomputed: int = 0
 
 
-def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True) -> CpuPlan:
+def build_plan(
+    model: Model, num_threads: int = 0, frozen_defaults: bool = True, hand_over: bool = False
+) -> CpuPlan:
     """``frozen_defaults``: IR v3 initializer-inputs are treated as constants (the caller builds
-    another plan when a feed overrides one)."""
+    another plan when a feed overrides one).
+
+    Memory: the program borrows read-only arrays (the IR's loaded weights, the constants
+    computed here) and copies writable ones. It packs its weights here, not at the first run,
+    and frees each original (its copy or its reference) that only a packed copy reads. With
+    ``hand_over`` (the caller owns the model) the IR first forgets every initializer array it
+    can load again, so that a weight is held once, by the program; a later reader of the IR (a
+    plan for overridden initializers) loads it again."""
     graph = model.graph
     program = _C.Program(num_threads)
     ids: dict[int, int] = {}
@@ -65,7 +74,7 @@ def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True)
             results = NodeEvaluator(node, model)(args)
             for out, result in zip(node.outputs, results, strict=False):
                 if out.name:
-                    constants[id(out)] = np.require(result, requirements="C")
+                    constants[id(out)] = _private_readonly(result)
             plan.precomputed += 1
             continue
         evaluated_outside.append(node)
@@ -94,11 +103,24 @@ def build_plan(model: Model, num_threads: int = 0, frozen_defaults: bool = True)
             plan.fallback_ops[key] = plan.fallback_ops.get(key, 0) + 1
             plan.fallback_reasons.setdefault(key, str(why))
     program.set_io([vid(v) for v in feedable], [vid(v) for v in graph.outputs])
+    constants.clear()  # the program holds what it needs
+    if hand_over:
+        for value in graph.initializers.values():
+            value.const.drop_array()
+    program.prepare(release_packed_constants=True)
     return plan
 
 
 def _contiguous(array: np.ndarray) -> np.ndarray:
     return np.require(array, requirements="C")
+
+
+def _private_readonly(result) -> np.ndarray:
+    """A computed constant as an array nothing else can write to, so the program borrows it:
+    a view (say, a Reshape of an initializer the caller may change) is copied first."""
+    array = np.require(result, requirements=["C", "O"])
+    array.flags.writeable = False
+    return array
 
 
 def _step_inputs(node: Node) -> list[Value | None]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from onnx.reference import ReferenceEvaluator
 
 from ..ir import Model, Node, Value
 from ..ir.serde import node_model_proto
@@ -144,6 +143,10 @@ class NodeEvaluator:
         self._override = _override(node, model)
         if self._override is not None:
             return
+        # imported here: onnx.reference costs ~10 MB of memory that a session whose every
+        # node runs natively never needs
+        from onnx.reference import ReferenceEvaluator
+
         proto = node_model_proto(node, model, list(node.inputs), self.outer)
         self._evaluator = ReferenceEvaluator(proto)
         self._feed_names = [i.name for i in proto.graph.input]

@@ -3,6 +3,13 @@
 The session imports the model, builds a native plan (``runtime.cpu``) and validates every feed
 before it reaches C++: unknown or missing names, wrong dtype, wrong rank or static dim are
 reported as InputError naming the input. It never calls onnxruntime.
+
+Memory: a session created from a path (or bytes) owns its model. Weights are read from the file
+when the plan is built, borrowed by the native program, and the IR forgets them; the program
+packs Conv/Gemm/MatMul weights at creation and frees each original that only its packed copy
+reads. A weight is then held once. What needs a weight later (a plan for an overridden
+initializer) reads it from the file again. A caller's ``ir.Model`` is never changed: its arrays
+stay, read-only ones are borrowed and writable ones copied (the caller may change them).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 from onnx import TensorProto
 
 from ..errors import InputError
-from ..ir import Model, Value, load, to_numpy_dtype
+from ..ir import Model, Tensor, Value, load, to_numpy_dtype
 from ..ir.serde import ModelSource
 
 CPU = "CPUExecutionProvider"
@@ -63,6 +70,9 @@ class InferenceSession:
     ):
         self._options = sess_options or SessionOptions()
         self._providers = _select_providers(providers)
+        # a model the session loaded itself is its own: weights it hands to the native program
+        # are dropped from the IR (build_plan's hand_over); a caller's Model is left as it is
+        self._owns_model = not isinstance(model, Model)
         self._model = model if isinstance(model, Model) else load(model)
         graph = self._model.graph
         from ..ir.serde import infer_types
@@ -74,8 +84,7 @@ class InferenceSession:
         self._by_name = {v.name: v for v in graph.inputs}
         self._specs = {
             v.name: _InputSpec(
-                v,
-                graph.initializers[v.name].const.numpy() if v.name in graph.initializers else None,
+                v, graph.initializers[v.name].const if v.name in graph.initializers else None
             )
             for v in graph.inputs
         }
@@ -167,14 +176,19 @@ class InferenceSession:
                 elif needs_python_plan(self._model):
                     plan = PythonPlan(self._model, frozen_defaults=not overrides)
                 else:
-                    plan = build_plan(self._model, self._threads, frozen_defaults=not overrides)
+                    plan = build_plan(
+                        self._model,
+                        self._threads,
+                        frozen_defaults=not overrides,
+                        hand_over=self._owns_model,
+                    )
                 self._plans[overrides] = plan
             return plan
 
     def _check_feed(self, name: str, feeds: dict[str, Any]) -> Any:
         spec = self._specs[name]
         if name not in feeds:
-            if spec.default is not None:
+            if spec.has_default:
                 return spec.default
             raise InputError(f"missing input '{name}'")
         return spec.check(feeds[name])
@@ -195,14 +209,27 @@ class InferenceSession:
 class _InputSpec:
     """What a feed for one graph input must look like, computed once per session."""
 
-    def __init__(self, value: Value, default: np.ndarray | None):
+    def __init__(self, value: Value, default: Tensor | None):
         self.name = value.name
         self.value = value
-        self.default = None if default is None else np.require(default, requirements="C")
+        # the initializer's value, read when a plan for overridden initializers first needs it
+        # (the default plan holds it as a constant)
+        self._default_tensor = default
+        self._default: np.ndarray | None = None
         self.opaque = value.type_payload is not None  # sequences, maps, optionals: as given
         self.dtype = to_numpy_dtype(value.dtype) if value.dtype is not None else None
         self.shape = None if value.shape is None else tuple(value.shape)
         self.symbolic = [(axis, d) for axis, d in enumerate(self.shape or ()) if isinstance(d, str)]
+
+    @property
+    def has_default(self) -> bool:
+        return self._default_tensor is not None
+
+    @property
+    def default(self) -> np.ndarray | None:
+        if self._default is None and self._default_tensor is not None:
+            self._default = np.require(self._default_tensor.numpy(), requirements="C")
+        return self._default
 
     def check(self, array: Any) -> Any:
         if self.opaque:
