@@ -69,7 +69,8 @@ def _check_output(
     assert meta["infopt.target"] == target
     assert meta["infopt.level"] == str(level)
     records = json.loads(meta["infopt.passes"])
-    expected = pipeline(level) if passes is None else passes
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    expected = pipeline(level, target, opset) if passes is None else passes
     assert [r["pass"] for r in records] == expected
     infopt_nodes = [n for n in _all_nodes(model.graph) if n.domain == "infopt"]
     if target == "onnx":

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, FunctionProto, GraphProto, ModelProto, TensorProto, numpy_helper
@@ -21,6 +22,7 @@ from onnx import AttributeProto, FunctionProto, GraphProto, ModelProto, TensorPr
 from ..errors import InputError, ModelError, UnsupportedOpError
 from .graph import Attr, Function, Graph, Model, Node, Tensor, Value
 from .serde_lazy import LazyTensor, ModelFile, read_stripped
+from .types import from_numpy_dtype, to_numpy_dtype
 
 # Models whose tensors exceed this are saved with external data (protobuf's hard limit is 2 GiB).
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -407,7 +409,8 @@ def model_to_proto(model: Model, declare_tensors_above: int | None = None) -> Mo
         proto.opset_import.add(domain=domain, version=version)
     for key, value in model.metadata_props.items():
         proto.metadata_props.add(key=key, value=value)
-    proto.graph.CopyFrom(graph_to_proto(model.graph, declare_tensors_above))
+    # built in place: a CopyFrom of a finished graph would copy every weight once more
+    graph_to_proto(model.graph, declare_tensors_above, out=proto.graph)
     for fn in model.functions:
         proto.functions.append(function_to_proto(fn))
     for field, items in model.extra_payload.items():
@@ -415,15 +418,24 @@ def model_to_proto(model: Model, declare_tensors_above: int | None = None) -> Mo
     return proto
 
 
-def tensor_to_proto(tensor: Tensor, name: str) -> TensorProto:
+def tensor_to_proto(tensor: Tensor, name: str, out: TensorProto | None = None) -> TensorProto:
+    """The tensor as a TensorProto, written into ``out`` when given (no extra copy)."""
+    t = TensorProto() if out is None else out
     if tensor.payload is not None:
-        t = TensorProto()
         t.CopyFrom(tensor.payload)
         t.name = name
         if isinstance(tensor.loader, LazyTensor):  # its raw_data was left in the model file
             t.raw_data = tensor.numpy().tobytes()
         return t
-    return numpy_helper.from_array(tensor.numpy(), name)
+    array = tensor.numpy()
+    if array.dtype.kind in "biuf" and array.dtype.byteorder in "=|<":
+        t.name = name
+        t.data_type = from_numpy_dtype(array.dtype)
+        t.dims.extend(array.shape)
+        t.raw_data = np.ascontiguousarray(array).tobytes()
+        return t
+    t.CopyFrom(numpy_helper.from_array(array, name))
+    return t
 
 
 def _type_proto(value: Value) -> onnx.TypeProto:
@@ -453,8 +465,11 @@ def _value_info(value: Value) -> onnx.ValueInfoProto:
     return info
 
 
-def graph_to_proto(graph: Graph, declare_tensors_above: int | None = None) -> GraphProto:
-    proto = GraphProto(name=graph.name, doc_string=graph.doc_string)
+def graph_to_proto(
+    graph: Graph, declare_tensors_above: int | None = None, out: GraphProto | None = None
+) -> GraphProto:
+    proto = GraphProto() if out is None else out
+    proto.name, proto.doc_string = graph.name, graph.doc_string
     for key, v in graph.metadata.items():
         proto.metadata_props.add(key=key, value=v)
     proto.input.extend(_value_info(v) for v in graph.inputs)
@@ -467,7 +482,7 @@ def graph_to_proto(graph: Graph, declare_tensors_above: int | None = None) -> Gr
                     onnx.helper.make_tensor_value_info(name, const.dtype, list(const.shape))
                 )
             continue
-        proto.initializer.append(tensor_to_proto(const, name))  # type: ignore[arg-type]
+        tensor_to_proto(const, name, out=proto.initializer.add())  # type: ignore[arg-type]
     for field, items in graph.extra_payload.items():
         getattr(proto, field).extend(items)
     proto.node.extend(_node_to_proto(n) for n in graph.nodes)
@@ -565,7 +580,8 @@ def save(
     if path.is_dir():
         raise InputError(f"cannot write {path}: it is a directory")
     if external_data is None:
-        external_data = _tensor_bytes(proto) > EXTERNAL_DATA_THRESHOLD
+        size = _model_tensor_bytes(model) if isinstance(model, Model) else _tensor_bytes(proto)
+        external_data = size > EXTERNAL_DATA_THRESHOLD
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     os.close(fd)
     data_name = path.name + ".data"
@@ -606,6 +622,31 @@ def _file_mode(path: Path) -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _model_tensor_bytes(model: Model) -> int:
+    """Bytes of the model's constants, from their shapes (nothing is loaded or copied)."""
+    total = 0
+    for graph in _all_graphs(model):
+        for value in graph.initializers.values():
+            total += value.const.size * _itemsize(value.const.dtype)
+    return total
+
+
+def _all_graphs(model: Model) -> Iterable[Graph]:
+    stack = [model.graph]
+    while stack:
+        graph = stack.pop()
+        yield graph
+        for node in graph.nodes:
+            stack.extend(node.subgraphs())
+
+
+def _itemsize(dtype: int) -> int:
+    try:
+        return to_numpy_dtype(dtype).itemsize
+    except Exception:  # strings and exotic types: counted as a byte each
+        return 1
 
 
 def _tensor_bytes(proto: ModelProto) -> int:
