@@ -80,3 +80,52 @@ def test_attention_kt_and_batch_ranks(isa, rng, batch):
     y = run_op("infopt.Attention", [q, kt, v, mask], {"kt": 1, "scale": 0.25}, isa=isa, threads=2)
     assert_close(y, ref)
     assert_close(run_op("infopt.Attention", [q, k, v, mask], {"scale": 0.25}, isa=isa), ref)
+
+
+# The row kernels work on blocks of 6 query rows x 16/8/masked-tail columns: sizes straddle
+# both, with D and Dv not multiples of 8, one batch entry (rows split over the pool) and many.
+@pytest.mark.parametrize(
+    "b,h,sq,sk,d,dv",
+    [
+        (1, 1, 127, 127, 33, 17),
+        (1, 1, 13, 7, 1, 9),
+        (1, 3, 5, 16, 7, 24),
+        (2, 5, 31, 129, 32, 31),
+        (1, 12, 128, 128, 32, 32),
+    ],
+)
+@pytest.mark.parametrize("kt", [0, 1])
+def test_attention_row_kernels(isa, rng, b, h, sq, sk, d, dv, kt):
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, dv)
+    mask = np.where(rng.random((b, 1, 1, sk)) < 0.2, -1e4, 0.0).astype(np.float32)
+    kin = np.ascontiguousarray(np.swapaxes(k, -1, -2)) if kt else k
+    y = run_op("infopt.Attention", [q, kin, v, mask], {"kt": kt}, isa=isa, threads=2)
+    # float32 products of length <= 129 against float64
+    assert_close(y, ref_attention(q, k, v, mask))
+    if isa != "scalar":  # the vector variant against the scalar one on the same inputs
+        ys = run_op("infopt.Attention", [q, kin, v, mask], {"kt": kt}, isa="scalar", threads=2)
+        np.testing.assert_allclose(y, ys, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_extreme_masks(isa, rng):
+    """-inf and float32-min masks, a fully masked row (NaN, like the reference), a mask that
+    broadcasts along the keys (column stride 0) and causal rows that see no key (Sq > Sk)."""
+    b, h, sq, sk, d = 1, 2, 11, 19, 8
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, d)
+    mask = np.zeros((b, h, sq, sk), np.float32)
+    mask[..., 3:9] = -np.inf
+    mask[..., 10:12] = np.finfo(np.float32).min
+    mask[0, 1, 4, :] = -np.inf  # this row sees no key
+    y = run_op("infopt.Attention", [q, k, v, mask], isa=isa, threads=2)
+    ref = ref_attention(q, k, v, mask)
+    assert np.isnan(y[0, 1, 4]).all()
+    ok = ~np.isnan(ref)
+    assert_close(y[ok], ref[ok])
+    assert not np.isnan(y[ok]).any()
+    col = np.where(rng.random((b, 1, sq, 1)) < 0.5, -30.0, 2.0).astype(np.float32)
+    y = run_op("infopt.Attention", [q, k, v, col], isa=isa)
+    assert_close(y, ref_attention(q, k, v, col))
+    q = randn(rng, b, h, sk + 4, d)  # 4 more queries than keys: the first 4 see nothing
+    y = run_op("infopt.Attention", [q, k, v], {"causal": 1}, isa=isa, threads=2)
+    assert np.isnan(y[..., :4, :]).all()
+    assert_close(y[..., 4:, :], ref_attention(q, k, v, causal=True)[..., 4:, :])
