@@ -125,6 +125,10 @@ def test_attention_extreme_masks(isa, rng):
     col = np.where(rng.random((b, 1, sq, 1)) < 0.5, -30.0, 2.0).astype(np.float32)
     y = run_op("infopt.Attention", [q, k, v, col], isa=isa)
     assert_close(y, ref_attention(q, k, v, col))
+    q[0, 0, 2, 3] = np.nan  # NaN in a query row reaches that row's output only
+    y = run_op("infopt.Attention", [q, k, v, mask], isa=isa, threads=2)
+    assert np.isnan(y[0, 0, 2]).all()
+    assert_close(y[0, 0, 5:], ref[0, 0, 5:])
     q = randn(rng, b, h, sk + 4, d)  # 4 more queries than keys: the first 4 see nothing
     y = run_op("infopt.Attention", [q, k, v], {"causal": 1}, isa=isa, threads=2)
     assert np.isnan(y[..., :4, :]).all()

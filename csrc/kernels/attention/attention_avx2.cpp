@@ -120,20 +120,20 @@ float exp_row(float* x, int64_t n, const float* mask) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
   int64_t j = 0;
   for (; j + 16 <= nv; j += 16) {
-    const __m256 e0 = vmath::exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
-    const __m256 e1 = vmath::exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), m));
+    const __m256 e0 = vmath::exp8_flush(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
+    const __m256 e1 = vmath::exp8_flush(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), m));
     _mm256_storeu_ps(x + j, e0);
     _mm256_storeu_ps(x + j + 8, e1);
     s0 = _mm256_add_ps(s0, e0);
     s1 = _mm256_add_ps(s1, e1);
   }
   for (; j < nv; j += 8) {
-    const __m256 e = vmath::exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
+    const __m256 e = vmath::exp8_flush(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
     _mm256_storeu_ps(x + j, e);
     s0 = _mm256_add_ps(s0, e);
   }
   if (nt) {
-    const __m256 e = vmath::exp8(_mm256_sub_ps(_mm256_load_ps(tail), m));
+    const __m256 e = vmath::exp8_flush(_mm256_sub_ps(_mm256_load_ps(tail), m));
     _mm256_store_ps(tail, e);
     s1 = _mm256_add_ps(s1, e);
     for (int64_t t = 0; t < nt; ++t) x[nv + t] = tail[t];
