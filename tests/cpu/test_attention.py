@@ -133,3 +133,46 @@ def test_attention_extreme_masks(isa, rng):
     y = run_op("infopt.Attention", [q, k, v], {"causal": 1}, isa=isa, threads=2)
     assert np.isnan(y[..., :4, :]).all()
     assert_close(y[..., 4:, :], ref_attention(q, k, v, causal=True)[..., 4:, :])
+
+
+@pytest.mark.parametrize("expanded", [False, True])
+@pytest.mark.parametrize("kind", ["float_min", "bool", "neg_inf"])
+def test_attention_right_padding(isa, rng, kind, expanded):
+    """Keys past the last live one of a block (mask false / <= -1e30) are skipped: results
+    match the float64 reference at the usual tolerance, with batch entries of different
+    lengths, causal rows, and a key mask expanded over the query rows as exported graphs do."""
+    b, h, sq, sk, d = 3, 2, 40, 40, 16
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, d)
+    lengths = [9, 40, 17]
+    keep = np.arange(sk)[None, :] < np.array(lengths)[:, None]  # [b, sk]
+    if kind == "bool":
+        mask = keep[:, None, None, :]
+    else:
+        dead = np.finfo(np.float32).min if kind == "float_min" else -np.inf
+        mask = np.where(keep, 0.0, dead).astype(np.float32)[:, None, None, :]
+    if expanded:
+        mask = np.ascontiguousarray(np.broadcast_to(mask, (b, 1, sq, sk)))
+    for causal in (0, 1):
+        y = run_op("infopt.Attention", [q, k, v, mask], {"causal": causal}, isa=isa, threads=2)
+        assert_close(y, ref_attention(q, k, v, mask, causal=bool(causal)))
+
+
+def test_attention_padding_edge_rows(isa, rng):
+    """Trimming never changes a row that has no live key (float32-min everywhere gives the
+    float32 softmax of equal values: the mean of V), nor a mask with dead keys only in the
+    middle, nor -1e4 padding (not treated as dead)."""
+    b, h, sq, sk, d = 1, 1, 6, 23, 8
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, d)
+    mask = np.zeros((b, h, sq, sk), np.float32)
+    mask[..., 10:] = np.finfo(np.float32).min
+    mask[0, 0, 3, :] = np.finfo(np.float32).min  # row 3: no live key
+    y = run_op("infopt.Attention", [q, k, v, mask], isa=isa)
+    rows = [0, 1, 2, 4, 5]
+    assert_close(y[0, 0, rows], ref_attention(q, k, v, mask)[0, 0, rows])
+    assert_close(y[0, 0, 3], v[0, 0].astype(np.float64).mean(0))
+    for m in (
+        np.where((np.arange(sk) % 5 == 2), -np.inf, 0.0),
+        np.where(np.arange(sk) > 12, -1e4, 0.0),
+    ):
+        m = m.astype(np.float32)
+        assert_close(run_op("infopt.Attention", [q, k, v, m], isa=isa), ref_attention(q, k, v, m))

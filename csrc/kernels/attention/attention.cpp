@@ -15,7 +15,8 @@
 // writes Y = P V with the 1 / rowsum normalisation folded into the product's
 // write-back (see attention.h). K given untransposed (kt=0) is copied per
 // task into the K^T layout the row kernel reads; with kt=1 (what the fused
-// graphs give) no operand is copied.
+// graphs give) no operand is copied. Keys past the last live one of a block
+// (padding masked with false / float32 min) are not computed at all.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -98,12 +99,43 @@ class AttentionKernel : public Kernel {
     const bool fmask = mask && mask->dtype == DType::Float32;
     const int64_t mrs = mask ? ms[static_cast<size_t>(r - 2)] : 0, mcs = mask ? ms[static_cast<size_t>(r - 1)] : 0;
     const int64_t ldk = kt_ ? Sk : ldS;  // row stride of the K^T the kernel reads
+    // A key is dead for a row when its mask is false or <= kDead (float32-min style
+    // padding masks): its weight exp(s + mask - max) is then exactly 0 for any finite
+    // score below 1e29 in magnitude, so trailing keys dead for every row of a block
+    // (right padding) are skipped. A row with no live key is never trimmed, keeping
+    // the untrimmed result for it.
+    constexpr float kDead = -1e30f;
+    auto live = [&](int64_t off) {
+      return fmask ? mask->ptr<float>()[off] > kDead : mask->ptr<bool>()[off];
+    };
     auto task = [&](int64_t t) {
       const int64_t bh = t / nqb, i0 = (t % nqb) * qb;
       const int64_t m = std::min(qb, Sq - i0);
       // Causal rows see a prefix of the keys; the block needs the longest one.
       auto seen = [&](int64_t qi) { return causal_ ? std::clamp<int64_t>(qi + (Sk - Sq) + 1, 0, Sk) : Sk; };
-      const int64_t klen = seen(i0 + m - 1);
+      int64_t klen = seen(i0 + m - 1);
+      int64_t moff = 0;
+      if (mask) {
+        int64_t rem = bh;
+        for (size_t d = batch.size(); d-- > 0;) {
+          moff += (rem % batch[d]) * ms[d];
+          rem /= batch[d];
+        }
+        if (mcs != 0) {
+          int64_t used = 0;
+          for (int64_t i = 0; i < m && used < klen; ++i) {
+            const int64_t off = moff + (i0 + i) * mrs;
+            int64_t j = seen(i0 + i);
+            while (j > 0 && !live(off + (j - 1) * mcs)) --j;
+            if (j == 0) {  // no live key in this row
+              used = klen;
+              break;
+            }
+            used = std::max(used, j);
+          }
+          klen = used;
+        }
+      }
       const size_t tile = static_cast<size_t>(qb * ldS);
       const size_t kt_size = kt_ ? 0 : static_cast<size_t>(D * ldS);
       float* s = scratch_floats(4, tile + kt_size + static_cast<size_t>(qb));
@@ -119,17 +151,9 @@ class AttentionKernel : public Kernel {
         kh = ktp;
       }
       av.rows_gemm(m, klen, D, qh, D, kh, ldk, s, ldS, scale, nullptr);
-      int64_t moff = 0;
-      if (mask) {
-        int64_t rem = bh;
-        for (size_t d = batch.size(); d-- > 0;) {
-          moff += (rem % batch[d]) * ms[d];
-          rem /= batch[d];
-        }
-      }
       for (int64_t i = 0; i < m; ++i) {
         float* row = s + i * ldS;
-        const int64_t qi = i0 + i, len = seen(qi);
+        const int64_t qi = i0 + i, len = std::min(seen(qi), klen);
         const float* mrow = nullptr;
         if (mask) {
           const int64_t off = moff + qi * mrs;
