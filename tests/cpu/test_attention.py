@@ -80,3 +80,99 @@ def test_attention_kt_and_batch_ranks(isa, rng, batch):
     y = run_op("infopt.Attention", [q, kt, v, mask], {"kt": 1, "scale": 0.25}, isa=isa, threads=2)
     assert_close(y, ref)
     assert_close(run_op("infopt.Attention", [q, k, v, mask], {"scale": 0.25}, isa=isa), ref)
+
+
+# The row kernels work on blocks of 6 query rows x 16/8/masked-tail columns: sizes straddle
+# both, with D and Dv not multiples of 8, one batch entry (rows split over the pool) and many.
+@pytest.mark.parametrize(
+    "b,h,sq,sk,d,dv",
+    [
+        (1, 1, 127, 127, 33, 17),
+        (1, 1, 13, 7, 1, 9),
+        (1, 3, 5, 16, 7, 24),
+        (2, 5, 31, 129, 32, 31),
+        (1, 12, 128, 128, 32, 32),
+    ],
+)
+@pytest.mark.parametrize("kt", [0, 1])
+def test_attention_row_kernels(isa, rng, b, h, sq, sk, d, dv, kt):
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, dv)
+    mask = np.where(rng.random((b, 1, 1, sk)) < 0.2, -1e4, 0.0).astype(np.float32)
+    kin = np.ascontiguousarray(np.swapaxes(k, -1, -2)) if kt else k
+    y = run_op("infopt.Attention", [q, kin, v, mask], {"kt": kt}, isa=isa, threads=2)
+    # float32 products of length <= 129 against float64
+    assert_close(y, ref_attention(q, k, v, mask))
+    if isa != "scalar":  # the vector variant against the scalar one on the same inputs
+        ys = run_op("infopt.Attention", [q, kin, v, mask], {"kt": kt}, isa="scalar", threads=2)
+        np.testing.assert_allclose(y, ys, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_extreme_masks(isa, rng):
+    """-inf and float32-min masks, a fully masked row (NaN, like the reference), a mask that
+    broadcasts along the keys (column stride 0) and causal rows that see no key (Sq > Sk)."""
+    b, h, sq, sk, d = 1, 2, 11, 19, 8
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, d)
+    mask = np.zeros((b, h, sq, sk), np.float32)
+    mask[..., 3:9] = -np.inf
+    mask[..., 10:12] = np.finfo(np.float32).min
+    mask[0, 1, 4, :] = -np.inf  # this row sees no key
+    y = run_op("infopt.Attention", [q, k, v, mask], isa=isa, threads=2)
+    ref = ref_attention(q, k, v, mask)
+    assert np.isnan(y[0, 1, 4]).all()
+    ok = ~np.isnan(ref)
+    assert_close(y[ok], ref[ok])
+    assert not np.isnan(y[ok]).any()
+    col = np.where(rng.random((b, 1, sq, 1)) < 0.5, -30.0, 2.0).astype(np.float32)
+    y = run_op("infopt.Attention", [q, k, v, col], isa=isa)
+    assert_close(y, ref_attention(q, k, v, col))
+    q[0, 0, 2, 3] = np.nan  # NaN in a query row reaches that row's output only
+    y = run_op("infopt.Attention", [q, k, v, mask], isa=isa, threads=2)
+    assert np.isnan(y[0, 0, 2]).all()
+    assert_close(y[0, 0, 5:], ref[0, 0, 5:])
+    q = randn(rng, b, h, sk + 4, d)  # 4 more queries than keys: the first 4 see nothing
+    y = run_op("infopt.Attention", [q, k, v], {"causal": 1}, isa=isa, threads=2)
+    assert np.isnan(y[..., :4, :]).all()
+    assert_close(y[..., 4:, :], ref_attention(q, k, v, causal=True)[..., 4:, :])
+
+
+@pytest.mark.parametrize("expanded", [False, True])
+@pytest.mark.parametrize("kind", ["float_min", "bool", "neg_inf"])
+def test_attention_right_padding(isa, rng, kind, expanded):
+    """Keys past the last live one of a block (mask false / <= -1e30) are skipped: results
+    match the float64 reference at the usual tolerance, with batch entries of different
+    lengths, causal rows, and a key mask expanded over the query rows as exported graphs do."""
+    b, h, sq, sk, d = 3, 2, 40, 40, 16
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, d)
+    lengths = [9, 40, 17]
+    keep = np.arange(sk)[None, :] < np.array(lengths)[:, None]  # [b, sk]
+    if kind == "bool":
+        mask = keep[:, None, None, :]
+    else:
+        dead = np.finfo(np.float32).min if kind == "float_min" else -np.inf
+        mask = np.where(keep, 0.0, dead).astype(np.float32)[:, None, None, :]
+    if expanded:
+        mask = np.ascontiguousarray(np.broadcast_to(mask, (b, 1, sq, sk)))
+    for causal in (0, 1):
+        y = run_op("infopt.Attention", [q, k, v, mask], {"causal": causal}, isa=isa, threads=2)
+        assert_close(y, ref_attention(q, k, v, mask, causal=bool(causal)))
+
+
+def test_attention_padding_edge_rows(isa, rng):
+    """Trimming never changes a row that has no live key (float32-min everywhere gives the
+    float32 softmax of equal values: the mean of V), nor a mask with dead keys only in the
+    middle, nor -1e4 padding (not treated as dead)."""
+    b, h, sq, sk, d = 1, 1, 6, 23, 8
+    q, k, v = randn(rng, b, h, sq, d), randn(rng, b, h, sk, d), randn(rng, b, h, sk, d)
+    mask = np.zeros((b, h, sq, sk), np.float32)
+    mask[..., 10:] = np.finfo(np.float32).min
+    mask[0, 0, 3, :] = np.finfo(np.float32).min  # row 3: no live key
+    y = run_op("infopt.Attention", [q, k, v, mask], isa=isa)
+    rows = [0, 1, 2, 4, 5]
+    assert_close(y[0, 0, rows], ref_attention(q, k, v, mask)[0, 0, rows])
+    assert_close(y[0, 0, 3], v[0, 0].astype(np.float64).mean(0))
+    for m in (
+        np.where((np.arange(sk) % 5 == 2), -np.inf, 0.0),
+        np.where(np.arange(sk) > 12, -1e4, 0.0),
+    ):
+        m = m.astype(np.float32)
+        assert_close(run_op("infopt.Attention", [q, k, v, m], isa=isa), ref_attention(q, k, v, m))

@@ -121,6 +121,28 @@ def test_softmax_special(isa):
     np.testing.assert_allclose(out[2], [0.5, 0.5, 0.0], atol=1e-7)
 
 
+@pytest.mark.parametrize("n", [9, 33, 128])
+def test_softmax_masked_rows(isa, rng, n):
+    """Masked-out terms (-1e4, float32 min, -inf) in the vector body and the tail: the AVX2
+    row flushes terms whose exp is below the normal range to 0 (exp(-87.3) is 1.2e-38), so
+    those compare at atol 1e-30; terms just above the cut (-87, -80) keep their value; NaN in
+    the vector body still makes the row NaN."""
+    x = randn(rng, 4, n)
+    x[:, 1::3] = -1e4
+    x[1, 2::5] = np.finfo(np.float32).min
+    x[2, -1] = -np.inf
+    x[3, 0], x[3, 2] = x[3].max() - 87.0, x[3].max() - 80.0
+    ref = _softmax(x.astype(np.float64), 1)
+    out = run_op("Softmax", [x], {"axis": 1}, isa=isa)
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-30)
+    x64 = x.astype(np.float64)
+    mx = x64.max(1, keepdims=True)
+    log_ref = x64 - mx - np.log(np.exp(x64 - mx).sum(1, keepdims=True))  # finite where x is
+    assert_close(run_op("LogSoftmax", [x], {"axis": 1}, isa=isa), log_ref)
+    x[0, 5] = np.nan
+    assert np.isnan(run_op("Softmax", [x], {"axis": 1}, isa=isa)[0]).all()
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 17), (3, 8, 9), (1, 4, 2, 3, 2)])
 def test_batchnorm(isa, rng, shape):
     x = randn(rng, *shape)

@@ -80,6 +80,12 @@ def test_identity_dropout(rng):
         ((17, 33), [1, 0]),
         ((1, 3, 1, 5), [2, 3, 0, 1]),
         ((64, 70, 9), [1, 0, 2]),
+        # the last axis moves: tiled 2-D copies, odd sizes straddling the 8x8 tiles
+        ((3, 17, 7, 33), [0, 2, 3, 1]),
+        ((127, 9), [1, 0]),
+        ((5, 4, 31), [2, 0, 1]),
+        # K -> K^T per head at a size that splits over the pool
+        ((2, 128, 12, 32), [0, 2, 3, 1]),
     ],
 )
 def test_transpose(rng, dtype, shape, perm):

@@ -2,7 +2,8 @@
 
 Tolerances: error measured in float32 ulps of the float64 result, over a dense sweep of the
 whole finite range, where the result is a normal float32; <= 3 ulp for exp/sigmoid/tanh and
-<= 2e-7 absolute for erf/gelu (erf's second branch is an absolute-error fit).
+<= 4.5e-7 absolute for erf (a rational fit on [0, 3.92]; float32 rounding of its two
+polynomials dominates) and <= 1e-6 relative / 3e-6 absolute for gelu.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def test_ulp_error(isa, op):
 
 def test_erf_gelu_abs_error(isa):
     x64 = X.astype(np.float64)
-    np.testing.assert_allclose(run_op("Erf", [X], isa=isa), ERF(x64), rtol=0, atol=2e-7)
+    np.testing.assert_allclose(run_op("Erf", [X], isa=isa), ERF(x64), rtol=0, atol=4.5e-7)
     xs = np.linspace(-12, 12, 10001).astype(np.float32)
     ref = 0.5 * xs * (1 + ERF(xs.astype(np.float64) / math.sqrt(2)))
     np.testing.assert_allclose(run_op("Gelu", [xs], isa=isa), ref, rtol=1e-6, atol=3e-6)
@@ -70,7 +71,10 @@ def test_sizes_and_specials(isa, rng, op, n):
     scalar = run_op(op, [x], isa="scalar")
     assert y.shape == x.shape
     assert np.isnan(y[np.isnan(x)]).all()
-    np.testing.assert_allclose(y, scalar, rtol=1e-6, atol=2e-7)  # NaNs compare equal
+    # the vector erf's absolute bound; gelu's (x/2)(1 + erf) carries it times |x|/2 where
+    # erf is near -1, as in test_erf_gelu_abs_error
+    atol = {"Erf": 4.5e-7, "Gelu": 3e-6}.get(op, 2e-7)
+    np.testing.assert_allclose(y, scalar, rtol=1e-6, atol=atol)  # NaNs compare equal
     if n >= 5:
         exp = {
             "Exp": [np.inf, 0.0, 1.0, 1.0],

@@ -9,19 +9,22 @@
 //   kt (0/1): input 1 is K already transposed.
 // A row whose keys are all masked gives NaN, like the float64 reference.
 //
-// Work is split into (batch entry, block of query rows) tasks over the pool;
-// each task keeps its score tile (rows x Sk) in a thread-local buffer of at most
-// 256 KiB and runs the two products with the serial GEMM and the vectorised
-// softmax row.
+// Work is split into (batch entry, block of query rows) tasks over the pool.
+// A task computes its rows of S = scale * Q K^T in a thread-local tile (at
+// most ~256 KiB), adds the mask and exponentiates each row in place, then
+// writes Y = P V with the 1 / rowsum normalisation folded into the product's
+// write-back (see attention.h). K given untransposed (kt=0) is copied per
+// task into the K^T layout the row kernel reads; with kt=1 (what the fused
+// graphs give) no operand is copied. Keys past the last live one of a block
+// (padding masked with false / float32 min) are not computed at all.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 
 #include "kernels/broadcast.h"
-#include "kernels/gemm/gemm.h"
+#include "kernels/attention/attention.h"
 #include "kernels/kernel.h"
-#include "kernels/norm/norm.h"
 #include "runtime/thread_pool.h"
 
 namespace infopt {
@@ -77,31 +80,40 @@ class AttentionKernel : public Kernel {
     if (y.numel() == 0) return;
     const int64_t nb = shape_numel(batch);
     const float scale = has_scale_ ? scale_ : 1.f / std::sqrt(static_cast<float>(D));
-    const auto& gv = gemm::variant_for(io.isa());
-    const auto& nv = norm::variant_for(io.isa());
-    // Query rows per task: the score tile stays within ~256 KiB (half of L2), and
-    // short sequences take all their queries at once so K and V are packed once.
-    int64_t qb = std::clamp<int64_t>(65536 / std::max<int64_t>(Sk, 1), 6, 192) / 6 * 6;
-    qb = std::min(qb, Sq);
+    const auto& av = attention::variant_for(io.isa());
+    const int threads = io.pool()->available();
+    // Query rows per task: the score tile stays within ~256 KiB (half of L2),
+    // short sequences take all their rows at once, and a lone batch entry is
+    // still cut into enough blocks for every thread.
+    const int64_t ldS = std::max<int64_t>(Sk, 1);
+    int64_t qb = std::clamp<int64_t>(65536 / ldS, 6, 192);
+    if (nb < 2 * threads) qb = std::min(qb, std::max<int64_t>(6, (Sq * nb + 2 * threads - 1) / (2 * threads)));
+    qb = std::min((qb + 5) / 6 * 6, Sq);
     const int64_t nqb = (Sq + qb - 1) / qb;
     const float* qp = q.ptr<float>();
     const float* kp = k.ptr<float>();
     const float* vp = v.ptr<float>();
     float* yp = y.ptr<float>();
     const float neg_inf = -std::numeric_limits<float>::infinity();
-    gemm::Epilogue ep;
-    ep.alpha = scale;
-    const gemm::Epilogue plain;
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const bool fmask = mask && mask->dtype == DType::Float32;
+    const int64_t mrs = mask ? ms[static_cast<size_t>(r - 2)] : 0, mcs = mask ? ms[static_cast<size_t>(r - 1)] : 0;
+    const int64_t ldk = kt_ ? Sk : ldS;  // row stride of the K^T the kernel reads
+    // A key is dead for a row when its mask is false or <= kDead (float32-min style
+    // padding masks): its weight exp(s + mask - max) is then exactly 0 for any finite
+    // score below 1e29 in magnitude, so trailing keys dead for every row of a block
+    // (right padding) are skipped. A row with no live key is never trimmed, keeping
+    // the untrimmed result for it.
+    constexpr float kDead = -1e30f;
+    auto live = [&](int64_t off) {
+      return fmask ? mask->ptr<float>()[off] > kDead : mask->ptr<bool>()[off];
+    };
     auto task = [&](int64_t t) {
       const int64_t bh = t / nqb, i0 = (t % nqb) * qb;
       const int64_t m = std::min(qb, Sq - i0);
-      float* s = scratch_floats(4, static_cast<size_t>(qb * Sk));
-      const float* qh = qp + (bh * Sq + i0) * D;
-      const float* kh = kp + bh * Sk * D;
-      const float* vh = vp + bh * Sk * Dv;
-      // S = scale * Q K^T  (K read transposed through its strides)
-      const gemm::Matrix kmat = kt_ ? gemm::Matrix{kh, Sk, 1} : gemm::Matrix{kh, 1, D};
-      gemm::sgemm(gv, m, Sk, D, {qh, D, 1}, kmat, s, Sk, ep, nullptr);
+      // Causal rows see a prefix of the keys; the block needs the longest one.
+      auto seen = [&](int64_t qi) { return causal_ ? std::clamp<int64_t>(qi + (Sk - Sq) + 1, 0, Sk) : Sk; };
+      int64_t klen = seen(i0 + m - 1);
       int64_t moff = 0;
       if (mask) {
         int64_t rem = bh;
@@ -109,32 +121,58 @@ class AttentionKernel : public Kernel {
           moff += (rem % batch[d]) * ms[d];
           rem /= batch[d];
         }
+        if (mcs != 0) {
+          int64_t used = 0;
+          for (int64_t i = 0; i < m && used < klen; ++i) {
+            const int64_t off = moff + (i0 + i) * mrs;
+            int64_t j = seen(i0 + i);
+            while (j > 0 && !live(off + (j - 1) * mcs)) --j;
+            if (j == 0) {  // no live key in this row
+              used = klen;
+              break;
+            }
+            used = std::max(used, j);
+          }
+          klen = used;
+        }
       }
+      const size_t tile = static_cast<size_t>(qb * ldS);
+      const size_t kt_size = kt_ ? 0 : static_cast<size_t>(D * ldS);
+      float* s = scratch_floats(4, tile + kt_size + static_cast<size_t>(qb));
+      float* inv = s + tile + kt_size;
+      const float* qh = qp + (bh * Sq + i0) * D;
+      const float* kh = kp + bh * Sk * D;
+      const float* vh = vp + bh * Sk * Dv;
+      if (!kt_) {  // K [Sk, D] -> K^T [D, Sk]
+        float* ktp = s + tile;
+        for (int64_t j = 0; j < klen; ++j) {
+          for (int64_t d = 0; d < D; ++d) ktp[d * ldk + j] = kh[j * D + d];
+        }
+        kh = ktp;
+      }
+      av.rows_gemm(m, klen, D, qh, D, kh, ldk, s, ldS, scale, nullptr);
       for (int64_t i = 0; i < m; ++i) {
-        float* row = s + i * Sk;
-        const int64_t qi = i0 + i;
-        int64_t len = Sk;
-        if (causal_) len = std::clamp<int64_t>(qi + (Sk - Sq) + 1, 0, Sk);
+        float* row = s + i * ldS;
+        const int64_t qi = i0 + i, len = std::min(seen(qi), klen);
+        const float* mrow = nullptr;
         if (mask) {
-          const int64_t off = moff + qi * ms[static_cast<size_t>(r - 2)];
-          const int64_t cs = ms[static_cast<size_t>(r - 1)];
-          if (mask->dtype == DType::Float32) {
+          const int64_t off = moff + qi * mrs;
+          if (fmask && mcs == 1) {
+            mrow = mask->ptr<float>() + off;
+          } else if (fmask) {
             const float* mp = mask->ptr<float>() + off;
-            for (int64_t j = 0; j < len; ++j) row[j] += mp[j * cs];
+            for (int64_t j = 0; j < len; ++j) row[j] += mp[j * mcs];
           } else {
             const bool* mp = mask->ptr<bool>() + off;
-            for (int64_t j = 0; j < len; ++j) row[j] = mp[j * cs] ? row[j] : neg_inf;
+            for (int64_t j = 0; j < len; ++j) row[j] = mp[j * mcs] ? row[j] : neg_inf;
           }
         }
-        if (len == 0) {
-          std::fill(row, row + Sk, std::numeric_limits<float>::quiet_NaN());
-          continue;
-        }
-        nv.softmax_row(row, row, len, false);
-        std::fill(row + len, row + Sk, 0.f);
+        // No key at all gives NaN like the float64 reference (0 / 0).
+        inv[i] = len == 0 ? nan : 1.f / av.exp_row(row, len, mrow);
+        std::fill(row + len, row + klen, 0.f);
       }
-      // Y = P V
-      gemm::sgemm(gv, m, Dv, Sk, {s, Sk, 1}, {vh, Dv, 1}, yp + (bh * Sq + i0) * Dv, Dv, plain, nullptr);
+      float* yh = yp + (bh * Sq + i0) * Dv;
+      av.rows_gemm(m, Dv, klen, s, ldS, vh, Dv, yh, Dv, 1.f, inv);
     };
     io.pool()->run_tasks(nb * nqb, task);
   }

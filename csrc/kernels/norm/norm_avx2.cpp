@@ -1,4 +1,5 @@
-// AVX2/FMA row kernels: 8-lane max / exp-sum / scale passes for softmax and a
+// AVX2/FMA row kernels: 8-lane max / exp-sum / scale passes for softmax (terms
+// below the normal range flushed to 0, see vmath::exp8_flush) and a
 // two-pass (mean, then centred variance) LayerNormalization.
 #include <immintrin.h>
 
@@ -12,7 +13,7 @@ namespace infopt {
 namespace norm {
 namespace {
 
-using vmath::exp8;
+using vmath::exp8_flush;
 
 inline __m256 load_tail(const float* p, int64_t n) {  // n in [0, 8)
   alignas(32) float buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -30,14 +31,14 @@ void softmax_row(const float* x, float* y, int64_t n, bool log) {
   __m256 acc = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k < nv; k += 8) {
-    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + k), m));
+    const __m256 e = exp8_flush(_mm256_sub_ps(_mm256_loadu_ps(x + k), m));
     if (!log) _mm256_storeu_ps(y + k, e);
     acc = _mm256_add_ps(acc, e);
   }
   float sum = vmath::hsum8(acc);
   if (tail) {
     alignas(32) float buf[8];
-    _mm256_store_ps(buf, exp8(_mm256_sub_ps(load_tail(x + nv, tail), m)));
+    _mm256_store_ps(buf, exp8_flush(_mm256_sub_ps(load_tail(x + nv, tail), m)));
     for (int64_t j = 0; j < tail; ++j) {
       if (!log) y[nv + j] = buf[j];
       sum += buf[j];

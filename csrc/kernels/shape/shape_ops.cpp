@@ -229,6 +229,22 @@ inline void strided_copy(char* dst, const char* src, int64_t n, int64_t stride, 
   }
 }
 
+// dst[i * ldd + j] = src[i + j * lds] for i < m, j < n: a 2-D transpose in
+// 8 x 8 tiles, so every source line fetched serves eight output rows.
+template <class T>
+void transpose_tiles(const T* src, int64_t lds, T* dst, int64_t ldd, int64_t m, int64_t n) {
+  constexpr int64_t kT = 8;
+  for (int64_t i0 = 0; i0 < m; i0 += kT) {
+    const int64_t i1 = std::min(m, i0 + kT);
+    for (int64_t j0 = 0; j0 < n; j0 += kT) {
+      const int64_t j1 = std::min(n, j0 + kT);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = j0; j < j1; ++j) dst[i * ldd + j] = src[i + j * lds];
+      }
+    }
+  }
+}
+
 // out[idx] = src[base + sum idx_d * stride_d]; dims/strides in elements,
 // innermost last. Rows of the outermost dims are spread over the pool.
 void gather_strided(const Shape& dims, const std::vector<int64_t>& strides, int64_t base, const char* src, char* dst,
@@ -240,6 +256,42 @@ void gather_strided(const Shape& dims, const std::vector<int64_t>& strides, int6
     return;
   }
   const int64_t n = dims.back(), st = strides.back();
+  const size_t nd = dims.size();
+  // A strided innermost dim with a unit-stride dim c further out (Transpose
+  // moving the last axis, e.g. K -> K^T per head): element-wise gathering
+  // would touch a new cache line per element, so copy 2-D tiles instead.
+  size_t c = nd;
+  for (size_t d = 0; d + 1 < nd; ++d) {
+    if (strides[d] == 1 && dims[d] >= 4) c = d;
+  }
+  if (st != 1 && c < nd && n >= 4 && (es == 4 || es == 8)) {
+    const int64_t m = dims[c];
+    std::vector<int64_t> ostr(nd, 1);  // output strides (row-major over dims)
+    for (size_t d = nd - 1; d-- > 0;) ostr[d] = ostr[d + 1] * dims[d + 1];
+    const int64_t outer = total / (m * n);
+    auto work = [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o) {
+        int64_t rem = o, soff = base, doff = 0;
+        for (size_t d = nd - 1; d-- > 0;) {
+          if (d == c) continue;
+          const int64_t i = rem % dims[d];
+          rem /= dims[d];
+          soff += i * strides[d];
+          doff += i * ostr[d];
+        }
+        if (es == 4) {
+          transpose_tiles(reinterpret_cast<const uint32_t*>(src) + soff, st, reinterpret_cast<uint32_t*>(dst) + doff,
+                          ostr[c], m, n);
+        } else {
+          transpose_tiles(reinterpret_cast<const uint64_t*>(src) + soff, st, reinterpret_cast<uint64_t*>(dst) + doff,
+                          ostr[c], m, n);
+        }
+      }
+    };
+    if (pool && total > 65536 && outer > 1) pool->parallel_for(outer, std::max<int64_t>(1, 16384 / (m * n)), work);
+    else work(0, outer);
+    return;
+  }
   const int64_t rows = total / n;
   auto work = [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
