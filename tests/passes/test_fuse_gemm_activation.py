@@ -106,5 +106,33 @@ def test_3d_matmul_bias_gelu_becomes_fused_matmul_and_non_constant_weight_does_n
 def test_minilm_ffn_matmul_bias_gelu():
     path, feeds = hf_model("minilm")
     model, result = run_pipeline(path, o2_until("fuse_gemm_activation"), feeds, rtol=1e-5)
-    assert result.stats["applied"] == 6 and result.stats["matmul_bias_gelu"] == 6
+    # per layer: the FFN's MatMul + bias + GELU, and 5 projections (Q, K, V, attention output,
+    # FFN output) whose bias goes into the GEMM write-back
+    assert result.stats["applied"] == 36 and result.stats["matmul_bias_gelu"] == 6
+    assert result.stats["matmul_bias"] == 30
     assert ops(model).count("infopt.FusedMatMulGelu") == 6
+    assert ops(model).count("infopt.FusedMatMul") == 30 and "MatMul" not in ops(model)
+
+
+def test_nd_matmul_bias_without_activation():
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Add", ["c", "m"], ["y"]),
+    ]
+    inits = [("w", rand(6, 5, seed=1)), ("c", rand(5, seed=2))]
+    model, result = run_pass(
+        "fuse_gemm_activation", graph_model(nodes, [("x", [2, 3, 6])], ["y"], inits)
+    )
+    assert result.stats["matmul_bias"] == 1 and ops(model) == ["infopt.FusedMatMul"]
+
+
+def test_2d_matmul_bias_takes_gemm_not_fused_matmul():
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["m"]),
+        helper.make_node("Add", ["m", "c"], ["y"]),
+    ]
+    inits = [("w", rand(6, 5, seed=1)), ("c", rand(5, seed=2))]
+    model, result = run_pass(
+        "fuse_gemm_activation", graph_model(nodes, [("x", [3, 6])], ["y"], inits)
+    )
+    assert "matmul_bias" not in result.stats and ops(model) == ["Gemm"]

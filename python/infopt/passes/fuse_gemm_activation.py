@@ -4,7 +4,8 @@ Rewrites, in order: ``MatMul(A, W) + c`` with 2-D ``A``, constant 2-D ``W`` and 
 that broadcasts along the output row becomes the standard ``Gemm(A, W, c)``; ``Gemm(A, B) + Z``
 (no C, ``Z`` the output's static shape) becomes ``Gemm(A, B, Z)``; ``act(Gemm(...))`` becomes
 infopt ``FusedGemm<Act>``; ``act(MatMul(A, W) + c)`` with N-D ``A`` (the transformer FFN)
-becomes infopt ``FusedMatMul<Act>``.
+becomes infopt ``FusedMatMul<Act>``, and ``MatMul(A, W) + c`` with N-D ``A`` and no activation
+(the attention projections) infopt ``FusedMatMul``, the bias added in the GEMM's write-back.
 Identity relied on: Gemm computes ``alpha * A' B' + beta * C`` with C broadcast to [M, N].
 Refuses when the weight or bias is not constant, the bias does not broadcast along rows, shapes
 are unknown, or an intermediate has another user.
@@ -51,6 +52,18 @@ def _mm_add_rewrite(m: Match, b):
     c = m.const("c").reshape(-1)
     bias = m["c"] if m.const("c").ndim == 1 else b.const(c, m["c"].name)
     return b.op("Gemm", m["a"], m["w"], bias, _name=m.node("mm").name)
+
+
+def _nd_mm_add_check(m: Match) -> str | None:
+    a = m["a"]
+    if a.shape is None or len(a.shape) < 3:
+        return f"%{a.name} is not N-D with N > 2 (shape {a.shape}); 2-D takes Gemm"
+    return _row_bias(m)
+
+
+def _nd_mm_add_rewrite(m: Match, b):
+    bias = b.const(m.const("c").reshape(-1), m["c"].name)
+    return b.op("FusedMatMul", m["a"], m["w"], bias, _domain="infopt", _name=m.node("mm").name)
 
 
 def _gemm_residual(op, a, w, z):
@@ -133,6 +146,8 @@ RULES = RuleSet(
         Rule("gemm_residual", _gemm_residual, _gemm_residual_rewrite, check=_gemm_residual_check),
     ]
     + [r for act in ACT_PATTERNS for r in _act_rules(act)]
+    # after the activation rules: a bias Add followed by an activation takes the fused form
+    + [Rule("matmul_bias", _mm_add, _nd_mm_add_rewrite, check=_nd_mm_add_check)]
 )
 
 
