@@ -1,11 +1,35 @@
 #include "runtime/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
 
 namespace infopt {
 namespace {
 thread_local bool t_inside_pool = false;
+
+// How long an idle worker polls for the next job before it sleeps
+// (INFOPT_SPIN_US overrides; 0 sleeps at once, as on a machine shared with other work).
+std::chrono::microseconds spin_time() {
+  static const std::chrono::microseconds t = [] {
+    const char* env = std::getenv("INFOPT_SPIN_US");
+    long us = env ? std::strtol(env, nullptr, 10) : 200;
+    return std::chrono::microseconds(std::clamp(us, 0L, 100000L));
+  }();
+  return t;
 }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+}  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads <= 0) num_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -17,6 +41,7 @@ ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
+    stopping_.store(true, std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
@@ -44,10 +69,22 @@ void ThreadPool::work_on(Job& job) {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
+    // poll first; the clock is read only every 64 pauses
+    bool ready = false;
+    const auto until = std::chrono::steady_clock::now() + spin_time();
+    for (int i = 1; !ready; ++i) {
+      ready = published_.load(std::memory_order_acquire) != seen || stopping_.load(std::memory_order_acquire);
+      if (!ready && i % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+      cpu_relax();
+    }
     Job* job = nullptr;
     {
       std::unique_lock<std::mutex> lk(mu_);
-      wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
+      if (!ready) {
+        ++sleepers_;
+        wake_.wait(lk, [&] { return stop_ || generation_ != seen; });
+        --sleepers_;
+      }
       if (stop_) return;
       seen = generation_;
       job = current_;
@@ -71,12 +108,15 @@ void ThreadPool::run_tasks(int64_t ntasks, const std::function<void(int64_t)>& f
   Job job;
   job.fn = &fn;
   job.ntasks = ntasks;
+  bool sleeping = false;
   {
     std::lock_guard<std::mutex> lk(mu_);
     current_ = &job;
     ++generation_;
+    published_.store(generation_, std::memory_order_release);
+    sleeping = sleepers_ > 0;
   }
-  wake_.notify_all();
+  if (sleeping) wake_.notify_all();
   work_on(job);
   while (job.done.load(std::memory_order_acquire) < ntasks) std::this_thread::yield();
   {

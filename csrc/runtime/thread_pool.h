@@ -1,7 +1,9 @@
 // A small fork-join pool owned by one Program. The calling thread takes part
 // in the work. Nested calls and calls made while another thread holds the
 // pool run serially in the caller, so concurrent run()s never oversubscribe
-// the cores and can never deadlock.
+// the cores and can never deadlock. Idle workers spin for a short while before
+// they sleep: a plan's parallel ops come microseconds apart, and waking a
+// sleeping thread costs tens of microseconds, as much as a small op itself.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -51,11 +53,15 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex busy_;  // held by the thread that owns the current job
 
-  std::mutex mu_;  // guards current_, generation_, stop_
+  std::mutex mu_;  // guards current_, generation_, stop_, sleepers_
   std::condition_variable wake_;
   Job* current_ = nullptr;
   uint64_t generation_ = 0;
   bool stop_ = false;
+  int sleepers_ = 0;  // workers blocked on wake_ (the owner notifies only if any)
+  // generation_ and stop_ as spinning workers read them without the lock
+  std::atomic<uint64_t> published_{0};
+  std::atomic<bool> stopping_{false};
 };
 
 }  // namespace infopt
