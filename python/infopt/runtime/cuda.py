@@ -104,6 +104,7 @@ class CudaPlan:
     _outputs: list[Value] = field(default_factory=list, repr=False)
     _constants: dict[int, Any] = field(default_factory=dict, repr=False)
     _buffers: dict[tuple, list[list[Any] | None]] = field(default_factory=dict, repr=False)
+    buffer_stats: dict[tuple, dict[str, int]] = field(default_factory=dict)
     _graphs: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -120,12 +121,14 @@ class CudaPlan:
         if graph is not None:
             return graph.replay(feeds)
         first = signature not in self._buffers
-        buffers = self._buffers.setdefault(signature, [None] * len(self._steps))
+        buffers = self._buffers.get(signature, [None] * len(self._steps))
         env: dict[int, Any] = dict(self._constants)
         for value, array in zip(self._inputs, feeds, strict=True):
             env[id(value)] = torch.from_numpy(_c_order(array)).to(self.device)
         self._execute(env, buffers)
         results = [_to_host(env[id(v)]) for v in self._outputs]
+        if first:
+            self._buffers[signature], self.buffer_stats[signature] = self._plan_buffers(env)
         if (
             self.cuda_graphs
             and not first
@@ -149,10 +152,82 @@ class CudaPlan:
                     for i, v in enumerate(step.inputs)
                 ]
             outs = step.fn(args, buffers[index] if step.allocates else None)
-            if step.allocates and not step.host:
-                buffers[index] = outs
             for value, result in zip(step.outputs, outs, strict=False):
                 env[id(value)] = result
+
+
+    def _plan_buffers(self, env: dict[int, Any]) -> tuple[list, dict[str, int]]:
+        """Device buffers for this signature's later runs, from the first run's tensors.
+
+        A kernel step's output that owns its storage (not a view of an input) gets a slice of
+        a shared slot; a slot is free again after the last step reading any tensor on that
+        storage (views included: aliasing is read off the storage pointers). Graph outputs
+        are never reused. Slots are assigned greedily in step order, best fit first, and a
+        step's outputs are placed before its inputs are released, so a kernel never writes
+        over what it reads."""
+        import torch
+
+        def storage(t) -> int | None:
+            return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) else None
+
+        last_use: dict[int, int] = {}
+        for index, step in enumerate(self._steps):
+            for v in step.inputs:
+                if v is not None and (ptr := storage(env.get(id(v)))) is not None:
+                    last_use[ptr] = index
+        end = len(self._steps)
+        for v in self._outputs:
+            if (ptr := storage(env.get(id(v)))) is not None:
+                last_use[ptr] = end
+        owned: dict[int, list[tuple[int, Any]]] = {}  # step -> [(output position, tensor)]
+        seen: set[int] = {p for v in self._inputs if (p := storage(env.get(id(v)))) is not None}
+        seen |= {p for t in self._constants.values() if (p := storage(t)) is not None}
+        for index, step in enumerate(self._steps):
+            if step.host or not step.allocates:
+                continue
+            for pos, v in enumerate(step.outputs):
+                t = env.get(id(v))
+                ptr = storage(t)
+                if ptr is None or ptr in seen:
+                    continue
+                seen.add(ptr)
+                nbytes = t.numel() * t.element_size()
+                if t.storage_offset() == 0 and t.untyped_storage().nbytes() == nbytes and nbytes:
+                    owned.setdefault(index, []).append((pos, t))
+        slots: list[int] = []  # bytes per slot
+        free: list[int] = []
+        busy: dict[int, list[int]] = {}  # last-use step -> slots to release after it
+        placed: dict[int, list[tuple[int, int, Any]]] = {}
+        naive = 0
+        for index in range(end):
+            for pos, t in owned.get(index, []):
+                need = t.numel() * t.element_size()
+                naive += need
+                fits = [s for s in free if slots[s] >= need]
+                if fits:
+                    slot = min(fits, key=lambda s: slots[s])
+                elif free:  # grow the largest free slot rather than open a new one
+                    slot = max(free, key=lambda s: slots[s])
+                    slots[slot] = need
+                else:
+                    slot = len(slots)
+                    slots.append(need)
+                if slot in free:
+                    free.remove(slot)
+                placed.setdefault(index, []).append((pos, slot, t))
+                busy.setdefault(last_use.get(storage(t), index), []).append(slot)
+            free.extend(busy.pop(index, []))
+        memory = [torch.empty(n, dtype=torch.uint8, device=self.device) for n in slots]
+        buffers: list[list[Any] | None] = [None] * end
+        for index, items in placed.items():
+            outs: list[Any] = [None] * len(self._steps[index].outputs)
+            for pos, slot, t in items:
+                flat = memory[slot][: t.numel() * t.element_size()].view(t.dtype)
+                outs[pos] = flat.as_strided(t.shape, t.stride())
+            buffers[index] = outs
+        stats = {"tensors": sum(len(v) for v in placed.values()), "naive_bytes": naive,
+                 "planned_bytes": sum(slots), "slots": len(slots)}  # fmt: skip
+        return buffers, stats
 
 
 class _CapturedGraph:
