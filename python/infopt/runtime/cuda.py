@@ -155,7 +155,6 @@ class CudaPlan:
             for value, result in zip(step.outputs, outs, strict=False):
                 env[id(value)] = result
 
-
     def _plan_buffers(self, env: dict[int, Any]) -> tuple[list, dict[str, int]]:
         """Device buffers for this signature's later runs, from the first run's tensors.
 
