@@ -5,16 +5,30 @@ then hot ops are lowered to infopt's Triton kernels (``infopt.kernels``), fusing
 
 - Conv / infopt.FusedConv* [+ BatchNormalization folded into the weights] [+ Add/Sum residual]
   [+ activation] -> one implicit-GEMM convolution with its epilogue;
-- MatMul / Gemm [* or / scalar] [+ bias] [+ residual] [+ activation] -> one GEMM;
-- Add(x, mask) -> Softmax -> one masked softmax; Add -> LayerNormalization -> one norm;
-- chains of elementwise ops whose intermediates have one use -> one generated pointwise kernel;
+- MatMul / Gemm [* or / scalar] [+ bias] [+ residual] [+ activation], infopt.FusedMatMul<Act> /
+  FusedGemm<Act> -> one GEMM (HardSwish, which no epilogue computes, as an in-place pointwise
+  pass after it);
+- infopt.Attention(Q, Kt, V, Mask) -> flash attention (Kt read transposed through strides, the
+  additive mask broadcast with stride 0); Add(x, mask) -> Softmax -> one masked softmax;
+- LayerNormalization / infopt.LayerNorm / RMSNorm -> one norm kernel;
+- Gather (axis 0) / GatherND -> the row-gather kernel (embeddings, mask lookups);
+- chains of elementwise ops whose intermediates have one use -> one generated pointwise kernel,
+  float or integer/bool (Cast, comparisons, And/Or/Not, Where: the mask math);
 - pooling, global pooling and reductions -> their kernels; Reshape/Flatten/Squeeze/Unsqueeze/
-  Transpose/Slice -> views (kernels take strides), Concat -> strided copies.
+  Transpose/Slice/Expand/Split -> views (kernels take strides), Concat -> strided copies.
 
-Every other node runs through the CPU fallback (``NodeEvaluator``) on host copies and is listed
-in ``fallback_ops`` with the reason. Per input-shape signature the first run records every
-kernel's output tensor; later runs write into the same buffers (and, with ``cuda_graphs=True``
-on a GPU, replay one captured CUDA graph when the plan has no host step).
+Shape arithmetic (integer values computed from Shape and constants only: Gather of a shape,
+Range, Concat of shape vectors, ...) stays on the host: it is a few elements that Reshape,
+Expand and Slice read there anyway. Every other node that cannot be lowered runs through the
+CPU fallback (``NodeEvaluator``) on host copies; both are listed in ``fallback_ops`` with the
+reason, and ``shape_ops`` counts the former.
+
+Buffers are planned once per input-shape signature: the first run allocates every kernel output
+and keeps them all (their storage pointers show which values alias which); ``_plan_buffers``
+then assigns those outputs to a few shared slots by liveness (as the CPU executor's memory
+planner does), and later runs write into the slots
+(with ``cuda_graphs=True`` on a GPU, they replay one captured CUDA graph when the plan has no
+host step).
 
 torch and triton are imported only here and in ``infopt.kernels``: the CPU path never loads them.
 Under ``TRITON_INTERPRET=1`` the plan runs on torch CPU tensors through Triton's interpreter,
