@@ -296,7 +296,7 @@ def test_buffer_plan_keeps_graph_outputs_and_views_alive():
 def _fusable(seed: int) -> onnx.ModelProto:
     """Standard-op patterns that -O2 turns into infopt ops: FusedConv with HardSwish and with
     a residual + Clip, FusedMatMulGelu, LayerNorm (opset 14: below LayerNormalization),
-    FusedGemm with LeakyRelu, Gelu on its own, Attention with a padding mask."""
+    FusedGemm with LeakyRelu, Gelu on its own, Attention with a padding mask, RMSNorm."""
     rng = np.random.default_rng(seed)
     n = helper.make_node
 
@@ -346,6 +346,10 @@ def _fusable(seed: int) -> onnx.ModelProto:
         n("Div", ["ln", "sqrt2"], ["u0"]), n("Erf", ["u0"], ["u1"]),
         n("Add", ["u1", "one"], ["u2"]),
         n("Mul", ["ln", "u2"], ["u3"]), n("Mul", ["u3", "half"], ["gelu_out"]),
+        # RMSNorm of the input
+        n("Pow", ["x", "two"], ["xx"]), n("ReduceMean", ["xx"], ["ms"], axes=[-1]),
+        n("Add", ["ms", "eps"], ["mse"]), n("Sqrt", ["mse"], ["rms"]),
+        n("Div", ["x", "rms"], ["xn"]), n("Mul", ["xn", "g"], ["rms_out"]),
     ]  # fmt: skip
     f = TensorProto.FLOAT
     graph = helper.make_graph(
@@ -354,7 +358,7 @@ def _fusable(seed: int) -> onnx.ModelProto:
          helper.make_tensor_value_info("x", f, [2, 5, 20]),
          helper.make_tensor_value_info("mask", f, [2, 1, 1, 5])],
         [helper.make_tensor_value_info(name, f, None)
-         for name in ("conv_out", "attn", "gm_out", "gelu_out")],
+         for name in ("conv_out", "attn", "gm_out", "gelu_out", "rms_out")],
         initializer=inits,
     )  # fmt: skip
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
@@ -378,7 +382,7 @@ def test_infopt_ops_lower_to_kernels():
     emitted = {n.qualified_op for n in model.graph.nodes if n.domain == "infopt"}
     expected = {"infopt.FusedConvHardSwish", "infopt.FusedConvAddClip",
                 "infopt.FusedMatMulGelu", "infopt.LayerNorm", "infopt.Attention",
-                "infopt.FusedGemmLeakyRelu", "infopt.Gelu"}  # fmt: skip
+                "infopt.FusedGemmLeakyRelu", "infopt.Gelu", "infopt.RMSNorm"}  # fmt: skip
     assert emitted == expected, emitted
     plan = build_cuda_plan(model)
     assert plan.fallback_ops == {}, plan.fallback_reasons
