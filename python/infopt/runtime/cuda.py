@@ -117,6 +117,9 @@ class CudaPlan:
     _inputs: list[Value] = field(default_factory=list, repr=False)
     _outputs: list[Value] = field(default_factory=list, repr=False)
     _constants: dict[int, Any] = field(default_factory=dict, repr=False)
+    # constants read on the host (shape vectors, fallback inputs): kept as numpy so that no run
+    # copies them back from the device
+    _host_constants: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _buffers: dict[tuple, list[list[Any] | None]] = field(default_factory=dict, repr=False)
     buffer_stats: dict[tuple, dict[str, int]] = field(default_factory=dict)
     _graphs: dict[tuple, Any] = field(default_factory=dict, repr=False)
@@ -153,14 +156,19 @@ class CudaPlan:
         return results
 
     def _execute(self, env: dict[int, Any], buffers: list[list[Any] | None]) -> None:
+        host = self._host_constants
+
+        def on_host(v: Value) -> Any:
+            return host[id(v)] if id(v) in host else _to_host(env[id(v)])
+
         for index, step in enumerate(self._steps):
             if step.host:
-                args = [_to_host(env[id(v)]) if v is not None else None for v in step.inputs]
+                args = [on_host(v) if v is not None else None for v in step.inputs]
             else:
                 args = [
                     None
                     if v is None
-                    else _to_host(env[id(v)])
+                    else on_host(v)
                     if i in step.host_args
                     else _to_device(env[id(v)], self.device)
                     for i, v in enumerate(step.inputs)
@@ -347,10 +355,15 @@ def build_cuda_plan(
             remaining.append(node)
     lowering = _Lowering(model, plan, constants, remaining, torch, device)
     lowering.run()
-    # constants that steps or outputs read, uploaded once (numpy stays numpy for host steps)
-    needed = {id(v) for s in plan._steps for v in s.inputs if v is not None}
-    needed |= {id(v) for v in graph.outputs}
-    for key in needed & constants.keys():
+    # constants kernels or outputs read, uploaded once; those read on the host stay numpy
+    host_read, device_read = set(), {id(v) for v in graph.outputs}
+    for step in plan._steps:
+        for i, v in enumerate(step.inputs):
+            if v is not None:
+                (host_read if step.host or i in step.host_args else device_read).add(id(v))
+    for key in host_read & constants.keys():
+        plan._host_constants[key] = constants[key]
+    for key in device_read & constants.keys():
         plan._constants[key] = lowering.device_const(key)
     return plan
 
