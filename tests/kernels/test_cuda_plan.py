@@ -424,3 +424,56 @@ def test_hf_model_runs_on_device(name, exporter):
     assert not any(k.startswith("infopt.") for k in plan.fallback_ops)
     for key in ("infopt.Attention", "Gather"):
         assert plan.native_ops.get(key, 0) >= 1, plan.native_ops
+
+
+def _shape_graph(data_shaped: bool) -> onnx.ModelProto:
+    """y = Reshape(x * 2, [Shape(x)[0] * Shape(x)[1], -1]); with ``data_shaped`` the tensor
+    first goes through Compress(x, x[0, 0, :] > 0), whose output shape depends on values."""
+    n = helper.make_node
+    inits = [numpy_helper.from_array(np.array(v, np.int64), name)
+             for name, v in (("i0", [0]), ("i1", [1]), ("minus1", [-1]), ("zero", 0))]  # fmt: skip
+    inits.append(numpy_helper.from_array(np.array(2.0, np.float32), "two"))
+    nodes = [n("Mul", ["x", "two"], ["x2"])]
+    src = "x2"
+    if data_shaped:
+        nodes += [
+            n("Gather", ["x", "zero"], ["row"], axis=0), n("Gather", ["row", "zero"], ["cell"]),
+            n("Greater", ["cell", "two"], ["keep"]), n("Compress", ["x2", "keep"], ["xc"], axis=2),
+        ]  # fmt: skip
+        src = "xc"
+    nodes += [
+        n("Shape", [src], ["s"]),
+        n("Gather", ["s", "i0"], ["d0"]), n("Gather", ["s", "i1"], ["d1"]),
+        n("Mul", ["d0", "d1"], ["rows"]), n("Concat", ["rows", "minus1"], ["target"], axis=0),
+        n("Reshape", [src, "target"], ["y"]),
+    ]  # fmt: skip
+    graph = helper.make_graph(
+        nodes, "shapes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["a", "b", "c"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )  # fmt: skip
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    return proto
+
+
+@pytest.mark.parametrize("data_shaped", [False, True])
+def test_shape_arithmetic_runs_once_per_signature(data_shaped):
+    """Shape arithmetic stays on the host; its results are reused for the same input shapes
+    (and recomputed for new ones) unless some op's output shape depends on data."""
+    proto = _shape_graph(data_shaped)
+    plan = _plan(proto)
+    assert set(plan.fallback_ops) <= set(plan.shape_ops) | {"Compress"}
+    assert plan.shape_ops["Shape"] == 1 and plan.shape_ops["Concat"] == 1
+    rng = np.random.default_rng(30)
+    for shape in ((2, 3, 5), (2, 3, 5), (4, 1, 6), (2, 3, 5)):
+        x = rng.standard_normal(shape).astype(np.float32)
+        x[0, 0, :] = rng.choice([-3.0, 3.0], shape[2])  # Compress keeps a data-chosen subset
+        (got,) = plan.run([x])
+        (want,) = ort_run(proto, {"x": x})
+        assert got.shape == want.shape and relative_l2(want, got) <= 1e-6, shape
+    if data_shaped:
+        assert plan._shape_results is None
+    else:
+        assert len(plan._shape_results) == 2  # one entry per input signature

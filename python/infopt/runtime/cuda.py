@@ -95,6 +95,7 @@ class _Step:
     allocates: bool = True  # kernel step whose outputs may be reused per signature
     order: int = 0  # index of the step's last node: a fused step runs where its last node was
     host_args: tuple[int, ...] = ()  # inputs a kernel step reads on the host (shape vectors)
+    shape: bool = False  # shape arithmetic: its outputs depend on the input shapes only
 
 
 @dataclass
@@ -121,6 +122,8 @@ class CudaPlan:
     # copies them back from the device
     _host_constants: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _buffers: dict[tuple, list[list[Any] | None]] = field(default_factory=dict, repr=False)
+    # shape arithmetic's results per signature (off when an op's output shape depends on data)
+    _shape_results: dict[tuple, dict[int, list]] | None = field(default_factory=dict, repr=False)
     buffer_stats: dict[tuple, dict[str, int]] = field(default_factory=dict)
     _graphs: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
@@ -142,7 +145,10 @@ class CudaPlan:
         env: dict[int, Any] = dict(self._constants)
         for value, array in zip(self._inputs, feeds, strict=True):
             env[id(value)] = torch.from_numpy(_c_order(array)).to(self.device)
-        self._execute(env, buffers)
+        shapes = (
+            None if self._shape_results is None else self._shape_results.setdefault(signature, {})
+        )
+        self._execute(env, buffers, shapes)
         results = [_to_host(env[id(v)]) for v in self._outputs]
         if first:
             self._buffers[signature], self.buffer_stats[signature] = self._plan_buffers(env)
@@ -155,13 +161,19 @@ class CudaPlan:
             self._graphs[signature] = _CapturedGraph.capture(self, feeds, buffers)
         return results
 
-    def _execute(self, env: dict[int, Any], buffers: list[list[Any] | None]) -> None:
+    def _execute(
+        self, env: dict[int, Any], buffers: list[list[Any] | None], shapes: dict | None = None
+    ) -> None:
         host = self._host_constants
 
         def on_host(v: Value) -> Any:
             return host[id(v)] if id(v) in host else _to_host(env[id(v)])
 
         for index, step in enumerate(self._steps):
+            if step.shape and shapes is not None and index in shapes:
+                for value, result in zip(step.outputs, shapes[index], strict=False):
+                    env[id(value)] = result
+                continue
             if step.host:
                 args = [on_host(v) if v is not None else None for v in step.inputs]
             else:
@@ -174,6 +186,8 @@ class CudaPlan:
                     for i, v in enumerate(step.inputs)
                 ]
             outs = step.fn(args, buffers[index] if step.allocates else None)
+            if step.shape and shapes is not None:
+                shapes[index] = outs
             for value, result in zip(step.outputs, outs, strict=False):
                 env[id(value)] = result
 
@@ -355,6 +369,8 @@ def build_cuda_plan(
             remaining.append(node)
     lowering = _Lowering(model, plan, constants, remaining, torch, device)
     lowering.run()
+    if not lowering.shapes_follow_signature():
+        plan._shape_results = None  # a Shape downstream could change with the data
     # constants kernels or outputs read, uploaded once; those read on the host stay numpy
     host_read, device_read = set(), {id(v) for v in graph.outputs}
     for step in plan._steps:
@@ -400,6 +416,17 @@ _POINTWISE_UNARY = {
 }
 _POINTWISE_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice"}
+# standard ops whose output shape depends on input *values*: the inputs that set it (None: the
+# data itself). Every other standard or infopt op's output shape follows from input shapes.
+_VALUE_SHAPED: dict[str, tuple[int, ...] | None] = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "ConstantOfShape": (0,), "Range": (0, 1, 2),
+    "Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (1, 2, 3), "Upsample": (1,), "OneHot": (1,),
+    "TopK": (1,), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,),
+    "ReduceMean": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
+    "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,),
+    "ReduceSumSquare": (1,), "CenterCropPad": (1,), "Col2Im": (1, 2), "NonZero": None,
+    "Unique": None, "Compress": None, "StringSplit": None, "NonMaxSuppression": None,
+}  # fmt: skip
 _SHAPE_REASON = (
     "shape arithmetic: integer values computed from tensor shapes and constants only (a few "
     "elements); they stay on the host, where Reshape/Expand/Slice/Range read them"
@@ -432,6 +459,7 @@ class _Lowering:
         self.groups: dict[int, dict] = {}  # output value id -> open pointwise group
         self.position = {id(n): i for i, n in enumerate(nodes)}
         self._keep: list[Value] = []
+        self.shape_derived: set[int] = set()  # values computed by shape arithmetic
 
     # ----------------------------------------------------------------------------- helpers ---
     def device_const(self, key: int):
@@ -475,6 +503,25 @@ class _Lowering:
         if len(nodes) > 1:
             self.plan.fused[label] = self.plan.fused.get(label, 0) + 1
 
+    def shapes_follow_signature(self) -> bool:
+        """Whether every tensor's shape is a function of the input shapes alone: no op sets an
+        output shape from values other than constants and shape arithmetic. Then shape
+        arithmetic's results are computed once per input signature."""
+        fixed = self.constants.keys() | self.shape_derived
+        for node in self.nodes:
+            if any(True for _ in node.subgraphs()) or node.domain not in ("", "ai.onnx", "infopt"):
+                return False
+            if node.domain == "infopt" or node.op_type not in _VALUE_SHAPED:
+                continue
+            which = _VALUE_SHAPED[node.op_type]
+            if which is None:
+                return False
+            for i in which:
+                v = node.inputs[i] if i < len(node.inputs) else None
+                if v is not None and id(v) not in fixed:
+                    return False
+        return True
+
     def shape_arithmetic(self) -> set[int]:
         """Nodes computing integer/bool values from tensor shapes and constants only (Shape,
         then Gather/Concat/Range/Slice/... of its result): they stay on the host."""
@@ -492,6 +539,7 @@ class _Lowering:
             ):
                 nodes.add(id(node))
                 derived.update(id(v) for v in node.outputs)
+        self.shape_derived = derived
         return nodes
 
     def add_fallback(self, node: Node, why: str, shape: bool = False) -> None:
@@ -512,6 +560,7 @@ class _Lowering:
                 True,
                 False,
                 self.position[id(node)],
+                shape=shape,
             )
         )
         key = node.qualified_op
