@@ -7,7 +7,10 @@ the last step is the output:
     y = expr[-1](... expr[0](inputs) ...)        e.g. [("add", 0, 1), ("relu", 2)] = relu(x0 + x1)
 
 Inputs broadcast numpy-style to the output shape and may have any strides (transposed views,
-channels-last, stride-0 broadcasts). Arithmetic is fp32; the output is cast to ``out_dtype``.
+channels-last, stride-0 broadcasts). Float and bool inputs load as fp32; integer inputs load as
+int64, so integer add/sub/mul/min/max/where/comparisons are exact (mixing with a float promotes
+to fp32, as Triton does). Comparisons give 1.0/0.0; the output is cast to ``out_dtype`` (a bool
+output stores ``value != 0``).
 Each distinct (expression, rank, input count) is generated once into a source file (Triton
 compiles functions from their source) and cached for the process.
 """
@@ -63,6 +66,11 @@ OPS: dict[str, tuple[int, str]] = {
     "less": (2, "tl.where({0} < {1}, 1.0, 0.0)"),
     "greater": (2, "tl.where({0} > {1}, 1.0, 0.0)"),
     "not": (1, "tl.where({0} != 0.0, 0.0, 1.0)"),
+    "not_equal": (2, "tl.where({0} != {1}, 1.0, 0.0)"),
+    "less_equal": (2, "tl.where({0} <= {1}, 1.0, 0.0)"),
+    "greater_equal": (2, "tl.where({0} >= {1}, 1.0, 0.0)"),
+    "to_int": (1, "{0}.to(tl.int64)"),
+    "to_float": (1, "{0}.to(tl.float32)"),
     "pow_int": (2, None),  # integer literal exponent, expanded into multiplications
 }
 
@@ -109,8 +117,17 @@ def _pow_int(base: str, n: int) -> str:
     return f"(1.0 / ({body}))" if n < 0 else f"({body})"
 
 
-def generate_source(expr: Sequence[tuple], n_inputs: int, rank: int, name: str) -> str:
-    """Source of one Triton kernel computing ``expr`` over rank-``rank`` strided tensors."""
+def generate_source(
+    expr: Sequence[tuple],
+    n_inputs: int,
+    rank: int,
+    name: str,
+    kinds: str | None = None,
+    out_bool: bool = False,
+) -> str:
+    """Source of one Triton kernel computing ``expr`` over rank-``rank`` strided tensors;
+    ``kinds`` has one letter per input: ``f`` loads as fp32, ``i`` as int64."""
+    kinds = kinds or "f" * n_inputs
     ins = [f"in{i}" for i in range(n_inputs)]
     sizes = [f"size{d}" for d in range(rank)]
     strides = [f"st{i}_{d}" for i in range(n_inputs) for d in range(rank)]
@@ -140,8 +157,9 @@ def generate_source(expr: Sequence[tuple], n_inputs: int, rank: int, name: str) 
 
     names = []
     for i in range(n_inputs):
+        load_type = "tl.int64" if kinds[i] == "i" else "tl.float32"
         lines.append(
-            f"    x{i} = tl.load(in{i} + ({offset(f'st{i}_')}), mask=mask, other=1).to(tl.float32)"
+            f"    x{i} = tl.load(in{i} + ({offset(f'st{i}_')}), mask=mask, other=1).to({load_type})"
         )
         names.append(f"x{i}")
     for j, (op, *args) in enumerate(expr):
@@ -152,9 +170,11 @@ def generate_source(expr: Sequence[tuple], n_inputs: int, rank: int, name: str) 
             code = OPS[op][1].format(*(_operand(a, names) for a in args))
         lines.append(f"    {var} = {code}")
         names.append(var)
-    lines.append(
-        f"    tl.store(out + ({offset('ost')}), {names[-1]}.to(out.dtype.element_ty), mask=mask)"
-    )
+    result = names[-1]
+    if out_bool:  # ONNX bool means != 0: say so rather than lean on Triton's float -> i1 cast
+        result = f"({result} != 0)"
+    store = f"{result}.to(out.dtype.element_ty)"
+    lines.append(f"    tl.store(out + ({offset('ost')}), {store}, mask=mask)")
     return "\n".join(lines) + "\n"
 
 
@@ -175,14 +195,18 @@ def _normalize(expr: Sequence[tuple]) -> tuple:
     )
 
 
-def get_kernel(expr: Sequence[tuple], n_inputs: int, rank: int):
-    """The jitted kernel for (expr, n_inputs, rank), generated on first use."""
-    key = (_normalize(expr), n_inputs, rank)
+def get_kernel(
+    expr: Sequence[tuple], n_inputs: int, rank: int, kinds: str | None = None, out_bool=False
+):
+    """The jitted kernel for (expr, n_inputs, rank, input kinds, bool output), generated on
+    first use."""
+    kinds = kinds or "f" * n_inputs
+    key = (_normalize(expr), n_inputs, rank, kinds, bool(out_bool))
     kernel = _KERNELS.get(key)
     if kernel is None:
         digest = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
         name = f"_pointwise_{digest}"
-        source = generate_source(key[0], n_inputs, rank, name)
+        source = generate_source(key[0], n_inputs, rank, name, kinds, bool(out_bool))
         path = _cache_dir() / f"{name}.py"
         if not path.exists() or path.read_text() != source:
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -260,7 +284,8 @@ def pointwise(
     expanded = [t.expand(shape) for t in inputs]
     strides = [list(t.stride()) for t in expanded] + [list(out.stride())]
     dims, sts = _collapse(list(shape), strides)
-    kernel = get_kernel(expr, len(inputs), len(dims))
+    kinds = "".join("f" if t.is_floating_point() or t.dtype == torch.bool else "i" for t in inputs)
+    kernel = get_kernel(expr, len(inputs), len(dims), kinds, out.dtype == torch.bool)
     block = elementwise_block(numel)
     flat_strides = [s for st in sts[:-1] for s in st]
     kernel[(cdiv(numel, block),)](
@@ -309,6 +334,11 @@ _NP = {
     "less": lambda a, b: (a < b).astype(np.float64),
     "greater": lambda a, b: (a > b).astype(np.float64),
     "not": lambda a: (a == 0).astype(np.float64),
+    "not_equal": lambda a, b: (a != b).astype(np.float64),
+    "less_equal": lambda a, b: (a <= b).astype(np.float64),
+    "greater_equal": lambda a, b: (a >= b).astype(np.float64),
+    "to_int": np.trunc,
+    "to_float": lambda a: a,
     "pow_int": lambda a, n: a ** int(n),
 }
 _NP["gelu"] = lambda a: 0.5 * a * (1.0 + _NP["erf"](a / math.sqrt(2.0)))
@@ -335,6 +365,12 @@ def _aot_specs():
         ([("identity", 0)], 1),
         ([("where", 0, 1, 2), ("pow_int", 3, 3.0), ("clip", 4, -1.0, 1.0)], 3),
     ]
+    # the mask-math forms: integer inputs compared exactly, bool outputs
+    int_exprs = [
+        ([("greater_equal", 0, 1), ("mul", 2, 3)], 3, "iif", "*i1"),
+        ([("where", 0, 1, 2)], 3, "fii", "*i64"),
+        ([("not_equal", 0, 1)], 2, "ii", "*i1"),
+    ]
     specs = []
     for expr, n in exprs:
         for rank in (1, 2, 3, 4):
@@ -343,6 +379,15 @@ def _aot_specs():
             for i in range(n):
                 sig[f"in{i}"] = "*fp32"
             sig["out"] = "*fp16" if rank == 2 else "*fp32"
+            sig["BLOCK"] = "constexpr"
+            specs.append((kernel, sig, {"BLOCK": 1024}, {"num_warps": 4}))
+    for expr, n, kinds, out in int_exprs:
+        for rank in (2, 4):
+            kernel = get_kernel(expr, n, rank, kinds, out == "*i1")
+            sig = {a: "i64" for a in kernel.arg_names}
+            for i, kind in enumerate(kinds):  # float-kind inputs here are bool masks
+                sig[f"in{i}"] = "*i64" if kind == "i" else "*i1"
+            sig["out"] = out
             sig["BLOCK"] = "constexpr"
             specs.append((kernel, sig, {"BLOCK": 1024}, {"num_warps": 4}))
     return specs

@@ -17,7 +17,9 @@ import pytest
 
 pytest.importorskip("triton")
 
-MODULES = ["gemm", "conv", "attention", "norm", "softmax", "pointwise", "pool", "reduce"]
+MODULES = [
+    "gemm", "conv", "attention", "norm", "softmax", "pointwise", "pool", "reduce", "gather",
+]  # fmt: skip
 _SCRIPT = Path(__file__).with_name("aot_compile.py")
 
 

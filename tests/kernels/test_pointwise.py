@@ -91,3 +91,53 @@ def test_bad_expressions_are_one_line_errors():
         ValueError, match=r"^pointwise: input shapes \[\[2\], \[3\]\] do not broadcast$"
     ):
         pointwise([("add", 0, 1)], [x, torch.ones(3)])
+
+
+def test_integer_inputs_are_exact_beyond_fp32():
+    """int64 operands load as int64: equality, add and where stay exact above 2**24 (dtype
+    int64/bool, atol 0, rtol 0)."""
+    import torch
+
+    rng = np.random.default_rng(11)
+    a = rng.integers(-(2**40), 2**40, (3, 7))
+    b = a.copy()
+    b[rng.random((3, 7)) < 0.5] += 1  # differs in the last unit, invisible in fp32
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    eq = pointwise([("equal", 0, 1)], [ta, tb], out_dtype=torch.bool)
+    np.testing.assert_array_equal(eq.numpy(), a == b)
+    ne = pointwise([("not_equal", 0, 1)], [ta, tb], out_dtype=torch.bool)
+    np.testing.assert_array_equal(ne.numpy(), a != b)
+    total = pointwise([("add", 0, 1), ("sub", 2, 0)], [ta, tb], out_dtype=torch.int64)
+    np.testing.assert_array_equal(total.numpy(), b)
+    cond = torch.from_numpy(rng.random((3, 1)) < 0.5)
+    picked = pointwise([("where", 0, 1, 2)], [cond, ta, tb], out_dtype=torch.int64)
+    np.testing.assert_array_equal(picked.numpy(), np.where(cond.numpy(), a, b))
+
+
+def test_bool_mask_math():
+    """The BERT mask chain: int mask -> bool, compare positions, and, where -> float."""
+    import torch
+
+    rng = np.random.default_rng(12)
+    attn = rng.integers(0, 3, (2, 1, 1, 9))  # nonzero 2 must also count as True
+    pos = np.arange(9).reshape(1, 1, 9, 1)
+    expr = [("not_equal", 0, 0.0), ("greater_equal", 1, 2), ("mul", 3, 4),
+            ("where", 5, 3, 4)]  # fmt: skip
+    ins = [torch.from_numpy(attn), torch.from_numpy(pos), torch.tensor(2)]
+    keep = (attn != 0) & (pos >= 2)
+    y = pointwise(expr[:3], ins, out_dtype=torch.bool)
+    np.testing.assert_array_equal(y.numpy(), keep)
+    low = np.float32(np.finfo(np.float32).min)
+    lit = [("not_equal", 0, 0.0), ("greater_equal", 1, 2), ("mul", 3, 4),
+           ("where", 5, 0.0, float(low))]  # fmt: skip
+    f = pointwise(lit, ins, out_dtype=torch.float32)
+    np.testing.assert_array_equal(f.numpy(), np.where(keep, 0.0, low).astype(np.float32))
+    # Cast float -> int truncates toward zero; float -> bool is != 0 (also for 0.3 and -0.0)
+    x = np.array([[-2.7, -0.0, 0.3, 2.9, 5.0]], np.float32)
+    tx = torch.from_numpy(x)
+    np.testing.assert_array_equal(
+        pointwise([("to_int", 0)], [tx], out_dtype=torch.int64).numpy(), np.trunc(x)
+    )
+    np.testing.assert_array_equal(
+        pointwise([("identity", 0)], [tx], out_dtype=torch.bool).numpy(), x != 0
+    )

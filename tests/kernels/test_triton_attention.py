@@ -67,3 +67,41 @@ def test_attention_rejects_bad_rank():
 
     with pytest.raises(ValueError, match=r"^attention: q, k, v must be 4-D"):
         attention(torch.ones(2, 3, 4), torch.ones(2, 3, 4), torch.ones(2, 3, 4))
+
+
+MASK_CASES = [  # (B, H, S, D, mask shape kind, causal) -- the shapes infopt.Attention passes
+    (2, 3, 7, 32, "pad", False),  # [B, 1, 1, S]
+    (2, 2, 13, 64, "pad", True),
+    (1, 3, 9, 64, "square", False),  # [1, 1, S, S] (a causal mask written as values)
+    (2, 2, 11, 32, "batch_square", False),  # [B, 1, S, S] (padding and causal combined)
+    (2, 3, 5, 32, "heads", False),  # [1, H, S, S]
+]
+
+
+@pytest.mark.parametrize("seed,case", list(enumerate(MASK_CASES)))
+def test_attention_large_negative_masks(seed, case):
+    """HF-style additive masks at float32's lowest value (scaled by log2(e) in the kernel it
+    overflows to -inf) or -1e9; Kt given transposed ([.., D, S]) and read through strides.
+    dtype fp32, atol 1e-4, rtol 1e-4."""
+    import torch
+
+    rng = np.random.default_rng(100 + seed)
+    B, H, S, D, kind, causal = case
+    low = float(np.finfo(np.float32).min)
+    q, kt, v = randn(rng, B, H, S, D), randn(rng, B, H, D, S), randn(rng, B, H, S, D)
+    keep_cols = rng.random((B, 1, 1, S)) < 0.7
+    keep_cols[..., 0] = True  # every row keeps a key (ONNX and the kernel differ otherwise)
+    lower = np.tril(np.ones((S, S), bool))[None, None]
+    mask = {
+        "pad": np.where(keep_cols, 0.0, low),
+        "square": np.where(lower, 0.0, -1e9),
+        "batch_square": np.where(keep_cols & lower, 0.0, low),
+        "heads": np.where(rng.random((1, H, S, S)) < 0.8, 0.0, low) * np.r_[1.0],
+    }[kind].astype(np.float32)
+    if kind == "heads":
+        mask[..., 0] = 0.0
+    k_view = to_torch(kt).transpose(-1, -2)
+    y = attention(to_torch(q), k_view, to_torch(v), torch.from_numpy(mask), scale=0.37,
+                  causal=causal)  # fmt: skip
+    ref = attention_reference(q, np.swapaxes(kt, -1, -2), v, mask, scale=0.37, causal=causal)
+    check(y, ref, "fp32", seed, f"attention mask {case}", tol=(1e-4, 1e-4))

@@ -5,16 +5,30 @@ then hot ops are lowered to infopt's Triton kernels (``infopt.kernels``), fusing
 
 - Conv / infopt.FusedConv* [+ BatchNormalization folded into the weights] [+ Add/Sum residual]
   [+ activation] -> one implicit-GEMM convolution with its epilogue;
-- MatMul / Gemm [* or / scalar] [+ bias] [+ residual] [+ activation] -> one GEMM;
-- Add(x, mask) -> Softmax -> one masked softmax; Add -> LayerNormalization -> one norm;
-- chains of elementwise ops whose intermediates have one use -> one generated pointwise kernel;
+- MatMul / Gemm [* or / scalar] [+ bias] [+ residual] [+ activation], infopt.FusedMatMul<Act> /
+  FusedGemm<Act> -> one GEMM (HardSwish, which no epilogue computes, as an in-place pointwise
+  pass after it);
+- infopt.Attention(Q, Kt, V, Mask) -> flash attention (Kt read transposed through strides, the
+  additive mask broadcast with stride 0); Add(x, mask) -> Softmax -> one masked softmax;
+- LayerNormalization / infopt.LayerNorm / RMSNorm -> one norm kernel;
+- Gather (axis 0) / GatherND -> the row-gather kernel (embeddings, mask lookups);
+- chains of elementwise ops whose intermediates have one use -> one generated pointwise kernel,
+  float or integer/bool (Cast, comparisons, And/Or/Not, Where: the mask math);
 - pooling, global pooling and reductions -> their kernels; Reshape/Flatten/Squeeze/Unsqueeze/
-  Transpose/Slice -> views (kernels take strides), Concat -> strided copies.
+  Transpose/Slice/Expand/Split -> views (kernels take strides), Concat -> strided copies.
 
-Every other node runs through the CPU fallback (``NodeEvaluator``) on host copies and is listed
-in ``fallback_ops`` with the reason. Per input-shape signature the first run records every
-kernel's output tensor; later runs write into the same buffers (and, with ``cuda_graphs=True``
-on a GPU, replay one captured CUDA graph when the plan has no host step).
+Shape arithmetic (integer values computed from Shape and constants only: Gather of a shape,
+Range, Concat of shape vectors, ...) stays on the host: it is a few elements that Reshape,
+Expand and Slice read there anyway. Every other node that cannot be lowered runs through the
+CPU fallback (``NodeEvaluator``) on host copies; both are listed in ``fallback_ops`` with the
+reason, and ``shape_ops`` counts the former.
+
+Buffers are planned once per input-shape signature: the first run allocates every kernel output
+and keeps them all (their storage pointers show which values alias which); ``_plan_buffers``
+then assigns those outputs to a few shared slots by liveness (as the CPU executor's memory
+planner does), and later runs write into the slots
+(with ``cuda_graphs=True`` on a GPU, they replay one captured CUDA graph when the plan has no
+host step).
 
 torch and triton are imported only here and in ``infopt.kernels``: the CPU path never loads them.
 Under ``TRITON_INTERPRET=1`` the plan runs on torch CPU tensors through Triton's interpreter,
@@ -80,6 +94,8 @@ class _Step:
     host: bool = False  # fallback: reads and writes numpy arrays
     allocates: bool = True  # kernel step whose outputs may be reused per signature
     order: int = 0  # index of the step's last node: a fused step runs where its last node was
+    host_args: tuple[int, ...] = ()  # inputs a kernel step reads on the host (shape vectors)
+    shape: bool = False  # shape arithmetic: its outputs depend on the input shapes only
 
 
 @dataclass
@@ -93,6 +109,7 @@ class CudaPlan:
     fallback_ops: dict[str, int] = field(default_factory=dict)
     fallback_reasons: dict[str, str] = field(default_factory=dict)
     fused: dict[str, int] = field(default_factory=dict)
+    shape_ops: dict[str, int] = field(default_factory=dict)  # host steps that are shape math
     precomputed: int = 0
     device: str = "cpu"
     precision: str = "ieee"
@@ -101,7 +118,13 @@ class CudaPlan:
     _inputs: list[Value] = field(default_factory=list, repr=False)
     _outputs: list[Value] = field(default_factory=list, repr=False)
     _constants: dict[int, Any] = field(default_factory=dict, repr=False)
+    # constants read on the host (shape vectors, fallback inputs): kept as numpy so that no run
+    # copies them back from the device
+    _host_constants: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _buffers: dict[tuple, list[list[Any] | None]] = field(default_factory=dict, repr=False)
+    # shape arithmetic's results per signature (off when an op's output shape depends on data)
+    _shape_results: dict[tuple, dict[int, list]] | None = field(default_factory=dict, repr=False)
+    buffer_stats: dict[tuple, dict[str, int]] = field(default_factory=dict)
     _graphs: dict[tuple, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -118,12 +141,17 @@ class CudaPlan:
         if graph is not None:
             return graph.replay(feeds)
         first = signature not in self._buffers
-        buffers = self._buffers.setdefault(signature, [None] * len(self._steps))
+        buffers = self._buffers.get(signature, [None] * len(self._steps))
         env: dict[int, Any] = dict(self._constants)
         for value, array in zip(self._inputs, feeds, strict=True):
             env[id(value)] = torch.from_numpy(_c_order(array)).to(self.device)
-        self._execute(env, buffers)
+        shapes = (
+            None if self._shape_results is None else self._shape_results.setdefault(signature, {})
+        )
+        self._execute(env, buffers, shapes)
         results = [_to_host(env[id(v)]) for v in self._outputs]
+        if first:
+            self._buffers[signature], self.buffer_stats[signature] = self._plan_buffers(env)
         if (
             self.cuda_graphs
             and not first
@@ -133,20 +161,108 @@ class CudaPlan:
             self._graphs[signature] = _CapturedGraph.capture(self, feeds, buffers)
         return results
 
-    def _execute(self, env: dict[int, Any], buffers: list[list[Any] | None]) -> None:
+    def _execute(
+        self, env: dict[int, Any], buffers: list[list[Any] | None], shapes: dict | None = None
+    ) -> None:
+        host = self._host_constants
+
+        def on_host(v: Value) -> Any:
+            return host[id(v)] if id(v) in host else _to_host(env[id(v)])
+
         for index, step in enumerate(self._steps):
+            if step.shape and shapes is not None and index in shapes:
+                for value, result in zip(step.outputs, shapes[index], strict=False):
+                    env[id(value)] = result
+                continue
             if step.host:
-                args = [_to_host(env[id(v)]) if v is not None else None for v in step.inputs]
+                args = [on_host(v) if v is not None else None for v in step.inputs]
             else:
                 args = [
-                    _to_device(env[id(v)], self.device) if v is not None else None
-                    for v in step.inputs
+                    None
+                    if v is None
+                    else on_host(v)
+                    if i in step.host_args
+                    else _to_device(env[id(v)], self.device)
+                    for i, v in enumerate(step.inputs)
                 ]
             outs = step.fn(args, buffers[index] if step.allocates else None)
-            if step.allocates and not step.host:
-                buffers[index] = outs
+            if step.shape and shapes is not None:
+                shapes[index] = outs
             for value, result in zip(step.outputs, outs, strict=False):
                 env[id(value)] = result
+
+    def _plan_buffers(self, env: dict[int, Any]) -> tuple[list, dict[str, int]]:
+        """Device buffers for this signature's later runs, from the first run's tensors.
+
+        A kernel step's output that owns its storage (not a view of an input) gets a slice of
+        a shared slot; a slot is free again after the last step reading any tensor on that
+        storage (views included: aliasing is read off the storage pointers). Graph outputs
+        are never reused. Slots are assigned greedily in step order, best fit first, and a
+        step's outputs are placed before its inputs are released, so a kernel never writes
+        over what it reads."""
+        import torch
+
+        def storage(t) -> int | None:
+            return t.untyped_storage().data_ptr() if isinstance(t, torch.Tensor) else None
+
+        last_use: dict[int, int] = {}
+        for index, step in enumerate(self._steps):
+            for v in step.inputs:
+                if v is not None and (ptr := storage(env.get(id(v)))) is not None:
+                    last_use[ptr] = index
+        end = len(self._steps)
+        for v in self._outputs:
+            if (ptr := storage(env.get(id(v)))) is not None:
+                last_use[ptr] = end
+        owned: dict[int, list[tuple[int, Any]]] = {}  # step -> [(output position, tensor)]
+        seen: set[int] = {p for v in self._inputs if (p := storage(env.get(id(v)))) is not None}
+        seen |= {p for t in self._constants.values() if (p := storage(t)) is not None}
+        for index, step in enumerate(self._steps):
+            if step.host or not step.allocates:
+                continue
+            for pos, v in enumerate(step.outputs):
+                t = env.get(id(v))
+                ptr = storage(t)
+                if ptr is None or ptr in seen:
+                    continue
+                seen.add(ptr)
+                nbytes = t.numel() * t.element_size()
+                if t.storage_offset() == 0 and t.untyped_storage().nbytes() == nbytes and nbytes:
+                    owned.setdefault(index, []).append((pos, t))
+        slots: list[int] = []  # bytes per slot
+        free: list[int] = []
+        busy: dict[int, list[int]] = {}  # last-use step -> slots to release after it
+        placed: dict[int, list[tuple[int, int, Any]]] = {}
+        naive = 0
+        for index in range(end):
+            for pos, t in owned.get(index, []):
+                need = t.numel() * t.element_size()
+                naive += need
+                fits = [s for s in free if slots[s] >= need]
+                if fits:
+                    slot = min(fits, key=lambda s: slots[s])
+                elif free:  # grow the largest free slot rather than open a new one
+                    slot = max(free, key=lambda s: slots[s])
+                    slots[slot] = need
+                else:
+                    slot = len(slots)
+                    slots.append(need)
+                if slot in free:
+                    free.remove(slot)
+                placed.setdefault(index, []).append((pos, slot, t))
+                busy.setdefault(last_use.get(storage(t), index), []).append(slot)
+            free.extend(busy.pop(index, []))
+        memory = [torch.empty(n, dtype=torch.uint8, device=self.device) for n in slots]
+        buffers: list[list[Any] | None] = [None] * end
+        for index, items in placed.items():
+            outs: list[Any] = [None] * len(self._steps[index].outputs)
+            for pos, slot, t in items:
+                flat = memory[slot][: t.numel() * t.element_size()].view(t.dtype)
+                outs[pos] = flat.as_strided(t.shape, t.stride())
+            buffers[index] = outs
+        stats = {"tensors": sum(len(v) for v in placed.values()), "naive_bytes": naive,
+                 "planned_bytes": sum(slots), "slots": len(slots)}  # fmt: skip
+        return buffers, stats
 
 
 class _CapturedGraph:
@@ -253,12 +369,26 @@ def build_cuda_plan(
             remaining.append(node)
     lowering = _Lowering(model, plan, constants, remaining, torch, device)
     lowering.run()
-    # constants that steps or outputs read, uploaded once (numpy stays numpy for host steps)
-    needed = {id(v) for s in plan._steps for v in s.inputs if v is not None}
-    needed |= {id(v) for v in graph.outputs}
-    for key in needed & constants.keys():
+    if not lowering.shapes_follow_signature():
+        plan._shape_results = None  # a Shape downstream could change with the data
+    # constants kernels or outputs read, uploaded once; those read on the host stay numpy
+    host_read, device_read = set(), {id(v) for v in graph.outputs}
+    for step in plan._steps:
+        for i, v in enumerate(step.inputs):
+            if v is not None:
+                (host_read if step.host or i in step.host_args else device_read).add(id(v))
+    for key in host_read & constants.keys():
+        plan._host_constants[key] = constants[key]
+    for key in device_read & constants.keys():
         plan._constants[key] = lowering.device_const(key)
     return plan
+
+
+def _hard_swish(y):
+    """x * HardSigmoid(x; 1/6, 1/2) in place: no GEMM/conv epilogue computes it."""
+    from infopt.kernels.pointwise import pointwise
+
+    return pointwise([("hard_sigmoid", 0, 1.0 / 6.0, 0.5), ("mul", 0, 1)], [y], out=y)
 
 
 def _same_shape(a: Value, b: Value) -> bool:
@@ -286,6 +416,36 @@ _POINTWISE_UNARY = {
 }
 _POINTWISE_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice"}
+# standard ops whose output shape depends on input *values*: the inputs that set it (None: the
+# data itself). Every other standard or infopt op's output shape follows from input shapes.
+_VALUE_SHAPED: dict[str, tuple[int, ...] | None] = {
+    "Reshape": (1,), "Expand": (1,), "Tile": (1,), "ConstantOfShape": (0,), "Range": (0, 1, 2),
+    "Slice": (1, 2, 3, 4), "Pad": (1, 3), "Resize": (1, 2, 3), "Upsample": (1,), "OneHot": (1,),
+    "TopK": (1,), "Split": (1,), "Squeeze": (1,), "Unsqueeze": (1,), "ReduceSum": (1,),
+    "ReduceMean": (1,), "ReduceMax": (1,), "ReduceMin": (1,), "ReduceProd": (1,),
+    "ReduceL1": (1,), "ReduceL2": (1,), "ReduceLogSum": (1,), "ReduceLogSumExp": (1,),
+    "ReduceSumSquare": (1,), "CenterCropPad": (1,), "Col2Im": (1, 2), "NonZero": None,
+    "Unique": None, "Compress": None, "StringSplit": None, "NonMaxSuppression": None,
+}  # fmt: skip
+_SHAPE_REASON = (
+    "shape arithmetic: integer values computed from tensor shapes and constants only (a few "
+    "elements); they stay on the host, where Reshape/Expand/Slice/Range read them"
+)
+# ONNX dtypes a device pointwise kernel reads and writes, and their torch names
+_DEVICE_DTYPES = {
+    TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16",
+    TensorProto.BFLOAT16: "bfloat16", TensorProto.BOOL: "bool", TensorProto.INT64: "int64",
+    TensorProto.INT32: "int32",
+}  # fmt: skip
+# ops whose pointwise form is exact on integer/bool operands (no division, no transcendental)
+_EXACT_ON_INTS = {
+    "Add", "Sub", "Mul", "Max", "Min", "Sum", "Neg", "Abs", "Identity", "Cast", "Where",
+    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not",
+}  # fmt: skip
+_COMPARE = {
+    "Equal": "equal", "Less": "less", "Greater": "greater", "LessOrEqual": "less_equal",
+    "GreaterOrEqual": "greater_equal", "Xor": "not_equal",
+}  # fmt: skip
 
 
 class _Lowering:
@@ -299,6 +459,7 @@ class _Lowering:
         self.groups: dict[int, dict] = {}  # output value id -> open pointwise group
         self.position = {id(n): i for i, n in enumerate(nodes)}
         self._keep: list[Value] = []
+        self.shape_derived: set[int] = set()  # values computed by shape arithmetic
 
     # ----------------------------------------------------------------------------- helpers ---
     def device_const(self, key: int):
@@ -320,18 +481,20 @@ class _Lowering:
         if len(users) != 1 or len(value.uses) != 1:
             return None
         user = users[0]
-        if id(user) in self.consumed or user.domain not in ("", "ai.onnx"):
+        if id(user) in self.consumed or user.domain not in ("", "ai.onnx", "infopt"):
             return None
         return user
 
     def is_float(self, value: Value | None) -> bool:
         return value is not None and value.dtype in _FLOATS
 
-    def add_step(self, nodes: list[Node], inputs, outputs, fn, *, allocates=True, key=None):
+    def add_step(
+        self, nodes: list[Node], inputs, outputs, fn, *, allocates=True, key=None, host_args=()
+    ):
         label = "+".join(n.op_type for n in nodes)
         order = max(self.position[id(n)] for n in nodes)
         self.plan._steps.append(
-            _Step(label, list(inputs), list(outputs), fn, False, allocates, order)
+            _Step(label, list(inputs), list(outputs), fn, False, allocates, order, host_args)
         )
         for n in nodes:
             self.consumed.add(id(n))
@@ -340,7 +503,46 @@ class _Lowering:
         if len(nodes) > 1:
             self.plan.fused[label] = self.plan.fused.get(label, 0) + 1
 
-    def add_fallback(self, node: Node, why: str) -> None:
+    def shapes_follow_signature(self) -> bool:
+        """Whether every tensor's shape is a function of the input shapes alone: no op sets an
+        output shape from values other than constants and shape arithmetic. Then shape
+        arithmetic's results are computed once per input signature."""
+        fixed = self.constants.keys() | self.shape_derived
+        for node in self.nodes:
+            if any(True for _ in node.subgraphs()) or node.domain not in ("", "ai.onnx", "infopt"):
+                return False
+            if node.domain == "infopt" or node.op_type not in _VALUE_SHAPED:
+                continue
+            which = _VALUE_SHAPED[node.op_type]
+            if which is None:
+                return False
+            for i in which:
+                v = node.inputs[i] if i < len(node.inputs) else None
+                if v is not None and id(v) not in fixed:
+                    return False
+        return True
+
+    def shape_arithmetic(self) -> set[int]:
+        """Nodes computing integer/bool values from tensor shapes and constants only (Shape,
+        then Gather/Concat/Range/Slice/... of its result): they stay on the host."""
+        derived: set[int] = set()
+        nodes: set[int] = set()
+        for node in self.nodes:
+            if node.domain not in ("", "ai.onnx") or any(True for _ in node.subgraphs()):
+                continue
+            if any(v.dtype in _FLOATS for v in node.outputs if v.name):
+                continue
+            present = [v for v in node.inputs if v is not None]
+            if node.op_type in ("Shape", "Size") or (
+                any(id(v) in derived for v in present)
+                and all(id(v) in derived or id(v) in self.constants for v in present)
+            ):
+                nodes.add(id(node))
+                derived.update(id(v) for v in node.outputs)
+        self.shape_derived = derived
+        return nodes
+
+    def add_fallback(self, node: Node, why: str, shape: bool = False) -> None:
         evaluator = NodeEvaluator(node, self.model)
         n_inputs = len(node.inputs)
         outer = evaluator.outer
@@ -358,15 +560,24 @@ class _Lowering:
                 True,
                 False,
                 self.position[id(node)],
+                shape=shape,
             )
         )
         key = node.qualified_op
         self.plan.fallback_ops[key] = self.plan.fallback_ops.get(key, 0) + 1
-        self.plan.fallback_reasons.setdefault(key, why)
+        if shape:
+            self.plan.shape_ops[key] = self.plan.shape_ops.get(key, 0) + 1
+            why = _SHAPE_REASON
+        elif key in self.plan.shape_ops:
+            why = f"{why}; other {key} nodes: {_SHAPE_REASON}"
+        if self.plan.fallback_reasons.get(key, _SHAPE_REASON) == _SHAPE_REASON:
+            self.plan.fallback_reasons[key] = why
 
     def activation_of(self, node: Node) -> tuple[str, float, float] | None:
         """(epilogue activation, p0, p1) when ``node`` is one, else None."""
         op = node.op_type
+        if node.domain == "infopt" and op in ("Gelu", "GeluTanh"):
+            return op, 0.0, 0.0
         if op not in _ACTIVATION_OPS or node.domain not in ("", "ai.onnx"):
             return None
         if op == "Relu":
@@ -398,8 +609,12 @@ class _Lowering:
 
     # ------------------------------------------------------------------------------- driver ---
     def run(self) -> None:
+        shape_nodes = self.shape_arithmetic()
         for node in self.nodes:
             if id(node) in self.consumed:
+                continue
+            if id(node) in shape_nodes:
+                self.add_fallback(node, _SHAPE_REASON, shape=True)
                 continue
             try:
                 self.lower(node)
@@ -410,10 +625,7 @@ class _Lowering:
 
     def lower(self, node: Node) -> None:
         if node.domain == "infopt":
-            parsed = parse_op_name(node.op_type)
-            if parsed is None:
-                raise _NotLowered(f"no Triton kernel for infopt.{node.op_type}")
-            return self.lower_conv(node, parsed)
+            return self.lower_infopt(node)
         if node.domain not in ("", "ai.onnx"):
             raise _NotLowered(f"custom-domain op {node.qualified_op}")
         if any(True for _ in node.subgraphs()):
@@ -433,13 +645,111 @@ class _Lowering:
             return self.lower_reduce(node)
         if self._softmax_mask_user(node) is not None:
             return  # lowered with its Softmax
-        if op in _VIEW_OPS:
+        if op in _VIEW_OPS or op in ("Expand", "Split"):
             return self.lower_view(node)
         if op == "Concat":
             return self.lower_concat(node)
+        if op in ("Gather", "GatherND"):
+            return self.lower_gather(node)
         if self.pointwise_expr(node) is not None:
             return self.lower_pointwise(node)
         raise _NotLowered(f"no Triton kernel for {op}")
+
+    # ---------------------------------------------------------------------------- infopt -------
+    def lower_infopt(self, node: Node) -> None:
+        op = node.op_type
+        parsed = parse_op_name(op)
+        if parsed is not None:
+            return self.lower_conv(node, parsed)
+        if op.startswith(("FusedGemm", "FusedMatMul")):
+            return self.lower_gemm(node)
+        if op in ("LayerNorm", "RMSNorm"):
+            return self.lower_norm(node)
+        if op in ("Gelu", "GeluTanh"):
+            return self.lower_pointwise(node)
+        if op == "Attention":
+            return self.lower_attention(node)
+        raise _NotLowered(f"no Triton kernel for infopt.{op}")
+
+    def fused_activation(self, node: Node, act: str, prefix: str) -> tuple[str, float, float]:
+        """(epilogue name, p0, p1) of an infopt op's activation, its parameters read from the
+        op's attributes (``prefix`` + alpha/beta/min/max, as ``ops._body`` names them).
+        HardSwish has no epilogue code: the step applies it as a pointwise pass after."""
+
+        def param(name: str, default: float) -> float:
+            return float(node.attr(prefix + name, default))
+
+        if act in ("Relu", "Sigmoid", "Tanh", "Silu", "Gelu", "GeluTanh", "HardSwish"):
+            return act, 0.0, 0.0
+        if act == "LeakyRelu":
+            return act, param("alpha", 0.01), 0.0
+        if act == "HardSigmoid":
+            return act, param("alpha", 0.2), param("beta", 0.5)
+        if act == "Clip":
+            return act, param("min", -3.4e38), param("max", 3.4e38)
+        raise _NotLowered(f"infopt.{node.op_type}: unknown activation {act}")
+
+    # ---------------------------------------------------------------------------- attention ----
+    def lower_attention(self, node: Node) -> None:
+        q, kt, v = node.inputs[:3]
+        mask = node.inputs[3] if len(node.inputs) > 3 else None
+        if not all(self.is_float(t) for t in (q, kt, v)):
+            raise _NotLowered("Attention inputs are not float")
+        if mask is not None and not (self.is_float(mask) or mask.dtype == TensorProto.BOOL):
+            raise _NotLowered("Attention mask is neither float nor bool")
+        if q.shape is not None and len(q.shape) not in (3, 4):
+            raise _NotLowered(f"Attention on {len(q.shape)}-D Q (kernel takes [B, H, S, D])")
+        scale = float(node.attr("scale", 1.0))
+        precision = self.plan.precision
+        from infopt.kernels.attention import attention
+
+        def fn(args, outs):
+            qt, ktt, vt = args[:3]
+            m = args[3] if len(args) > 3 else None
+            three = qt.dim() == 3
+            if three:  # [B*H, S, D]: one "batch" of B*H heads
+                qt, ktt, vt = qt.unsqueeze(0), ktt.unsqueeze(0), vt.unsqueeze(0)
+            kt4 = ktt.transpose(-1, -2)  # Kt is [.., D, S]: the kernel reads K through strides
+            lead = tuple(qt.shape[:2])
+            if tuple(kt4.shape[:2]) != lead and lead[1] % kt4.shape[1] == 0:
+                kt4 = kt4.expand(lead[0], *kt4.shape[1:])  # batch-broadcast K/V: stride 0
+                vt = vt.expand(lead[0], *vt.shape[1:])
+            out = outs[0] if outs else None
+            if out is not None and three:
+                out = out.unsqueeze(0)
+            y = attention(qt, kt4, vt, m, scale=scale, precision=precision, out=out)
+            return [y.squeeze(0) if three else y]
+
+        inputs = [q, kt, v] + ([mask] if mask is not None else [])
+        self.add_step([node], inputs, node.outputs[:1], fn, key=node.qualified_op)
+
+    # ---------------------------------------------------------------------------- gather -------
+    def lower_gather(self, node: Node) -> None:
+        data, ids = node.inputs[0], node.inputs[1]
+        if data.dtype not in _DEVICE_DTYPES or ids.dtype not in (
+            TensorProto.INT64,
+            TensorProto.INT32,
+        ):
+            raise _NotLowered("Gather of an unsupported dtype or with non-int32/64 indices")
+        from infopt.kernels.gather import gather_nd, gather_rows
+
+        if node.op_type == "GatherND":
+            if int(node.attr("batch_dims", 0)):
+                raise _NotLowered("GatherND with batch_dims > 0")
+
+            def fn(args, outs):
+                return [gather_nd(args[0], args[1], out=outs[0] if outs else None)]
+
+            self.add_step([node], [data, ids], node.outputs[:1], fn)
+            return
+        axis = int(node.attr("axis", 0))
+        if axis != 0 and not (data.shape is not None and axis == -len(data.shape)):
+            raise _NotLowered(f"Gather along axis {axis} (the kernel gathers rows, axis 0)")
+
+        def fn(args, outs):
+            return [gather_rows(args[0], args[1], out=outs[0] if outs else None)]
+
+        self.add_step([node], [data, ids], node.outputs[:1], fn)
 
     # ---------------------------------------------------------------------------- conv ---------
     def lower_conv(self, node: Node, parsed) -> None:
@@ -469,10 +779,7 @@ class _Lowering:
             if has_res:
                 residual = node.inputs[3]
             if act_name:
-                fake = Node(act_name, attrs=node.attrs.values())
-                act = self.activation_of(fake) if act_name != "Clip" else None
-                if act is None:
-                    raise _NotLowered(f"infopt.{node.op_type} activation")
+                act = self.fused_activation(node, act_name, "")
         else:
             # BatchNormalization folded into the weights
             user = self.single_consumer(out)
@@ -524,6 +831,9 @@ class _Lowering:
         packed = prepack_weight(w_dev, group)
         precision = self.plan.precision
         act_name, p0, p1 = act if act is not None else (None, 0.0, 0.0)
+        post = _hard_swish if act_name == "HardSwish" else None
+        if post is not None:
+            act_name = None
         if auto_pad in ("VALID", b"VALID"):
             pads = (0, 0, 0, 0)
 
@@ -531,20 +841,21 @@ class _Lowering:
             xt = args[0]
             if xt.dim() != 4:
                 raise ValueError(f"Conv input must be 4-D, got {list(xt.shape)}")
-            return [
-                conv2d(
-                    xt, w_dev, b_dev, args[1] if len(args) > 1 else None,
-                    strides=strides, pads=pads, dilations=dilations, groups=group,
-                    activation=act_name, act_params=(p0, p1), precision=precision,
-                    packed=packed, out=outs[0] if outs else None,
-                )
-            ]  # fmt: skip
+            y = conv2d(
+                xt, w_dev, b_dev, args[1] if len(args) > 1 else None,
+                strides=strides, pads=pads, dilations=dilations, groups=group,
+                activation=act_name, act_params=(p0, p1), precision=precision,
+                packed=packed, out=outs[0] if outs else None,
+            )  # fmt: skip
+            return [post(y) if post else y]
 
         inputs = [x] + ([residual] if residual is not None else [])
-        self.add_step(nodes, inputs, [out], fn, key="Conv")
+        self.add_step(nodes, inputs, [out], fn, key="Conv" if parsed is None else None)
 
     # ---------------------------------------------------------------------------- gemm ---------
     def lower_gemm(self, node: Node) -> None:
+        """MatMul/Gemm with what follows fused in; infopt.FusedGemm<Act> / FusedMatMul<Act>
+        carry their bias and activation themselves."""
         a, b = node.inputs[0], node.inputs[1]
         if not (self.is_float(a) and self.is_float(b)):
             raise _NotLowered(f"{node.op_type} inputs are not float")
@@ -554,7 +865,13 @@ class _Lowering:
         trans_a = trans_b = False
         nodes = [node]
         out = node.outputs[0]
-        if node.op_type == "Gemm":
+        op = node.op_type
+        fused_act = None
+        if node.domain == "infopt":
+            base = "FusedGemm" if op.startswith("FusedGemm") else "FusedMatMul"
+            if op[len(base) :]:
+                fused_act = self.fused_activation(node, op[len(base) :], "activation_")
+        if op == "Gemm" or op.startswith("FusedGemm"):
             alpha = float(node.attr("alpha", 1.0))
             beta = float(node.attr("beta", 1.0))
             trans_a, trans_b = bool(node.attr("transA", 0)), bool(node.attr("transB", 0))
@@ -568,6 +885,15 @@ class _Lowering:
                     residual = node.inputs[2]
                 else:
                     raise _NotLowered("Gemm with a non-constant C and beta != 1")
+        elif node.domain == "infopt":  # FusedMatMul: C broadcasts over the output (a bias)
+            if len(node.inputs) > 2 and node.inputs[2] is not None:
+                c = self.const(node.inputs[2])
+                if c is not None and c.ndim >= 1 and c.size == c.shape[-1] > 1:
+                    bias_c = c.astype(np.float64).reshape(-1)
+                elif c is not None:
+                    residual = ("const", c.astype(np.float64))
+                else:
+                    residual = node.inputs[2]
         else:
             user = self.single_consumer(out)
             if user is not None and user.op_type in ("Mul", "Div") and len(user.inputs) == 2:
@@ -596,6 +922,7 @@ class _Lowering:
         user = self.single_consumer(out)
         if (
             residual is None
+            and fused_act is None  # act(x @ w + c) + r: the residual would come after the act
             and user is not None
             and user.op_type == "Add"
             and len(user.inputs) == 2
@@ -606,9 +933,9 @@ class _Lowering:
                 residual = other
                 nodes.append(user)
                 out = user.outputs[0]
-        act = None
+        act = fused_act
         user = self.single_consumer(out)
-        if user is not None and user.inputs[0] is out:
+        if act is None and user is not None and user.inputs[0] is out:
             act = self.activation_of(user)
             if act is not None:
                 nodes.append(user)
@@ -627,6 +954,9 @@ class _Lowering:
 
         precision = self.plan.precision
         act_name, p0, p1 = act if act is not None else (None, 0.0, 0.0)
+        post = _hard_swish if act_name == "HardSwish" else None
+        if post is not None:
+            act_name = None
 
         def fn(args, outs):
             at, bt = args[0], args[1]
@@ -652,10 +982,10 @@ class _Lowering:
                 y = y.squeeze(-2)
             if squeeze_b:
                 y = y.squeeze(-1)
-            return [y]
+            return [post(y) if post else y]
 
         inputs = [a, b] + ([residual] if residual is not None else [])
-        self.add_step(nodes, inputs, [out], fn, key=node.op_type)
+        self.add_step(nodes, inputs, [out], fn, key=node.qualified_op)
 
     # -------------------------------------------------------------------------- softmax --------
     def lower_softmax(self, node: Node) -> None:
@@ -714,7 +1044,7 @@ class _Lowering:
         x = node.inputs[0]
         if not self.is_float(x) or any(v.name for v in node.outputs[1:]):
             raise _NotLowered(f"{node.op_type}: non-float input or statistics outputs used")
-        rms = node.op_type != "LayerNormalization"
+        rms = node.op_type not in ("LayerNormalization", "LayerNorm")
         axis = int(node.attr("axis", -1))
         eps = float(node.attr("epsilon", 1e-5))
         scale = node.inputs[1]
@@ -729,7 +1059,7 @@ class _Lowering:
                 )
             ]  # fmt: skip
 
-        self.add_step([node], [x, scale, bias], [node.outputs[0]], fn)
+        self.add_step([node], [x, scale, bias], [node.outputs[0]], fn, key=node.qualified_op)
 
     # ---------------------------------------------------------------------------- pooling ------
     def lower_pool(self, node: Node) -> None:
@@ -824,13 +1154,48 @@ class _Lowering:
                 raise _NotLowered("Reshape-1")
 
             def fn(args, outs):
-                shape = [int(s) for s in np.asarray(_to_host(args[1])).reshape(-1)]
+                shape = [int(s) for s in np.asarray(args[1]).reshape(-1)]
                 t = args[0]
                 if not allowzero:
                     shape = [t.shape[i] if s == 0 else s for i, s in enumerate(shape)]
                 return [view(t, shape)]
 
-            self.add_step([node], [x, node.inputs[1]], node.outputs[:1], fn, allocates=False)
+            self.add_step(
+                [node], [x, node.inputs[1]], node.outputs[:1], fn, allocates=False, host_args=(1,)
+            )
+            return
+        if op == "Split":
+            axis = int(node.attr("axis", 0))
+            sizes = node.attr("split")
+            if len(node.inputs) > 1 and node.inputs[1] is not None:
+                c = self.const(node.inputs[1])
+                if c is None:
+                    raise _NotLowered("Split sizes are not constant")
+                sizes = [int(a) for a in c.reshape(-1)]
+            parts = len(node.outputs)
+
+            def fn(args, outs):
+                t = args[0]
+                a = axis + t.dim() if axis < 0 else axis
+                if sizes is None:  # equal parts, the last one smaller (opset 18 num_outputs)
+                    step = -(-t.shape[a] // parts)
+                    cut = [min(step, t.shape[a] - i * step) for i in range(parts)]
+                else:
+                    cut = list(sizes)
+                return list(t.split(cut, dim=a))  # views: the next kernels take strides
+
+            self.add_step([node], [x], list(node.outputs), fn, allocates=False)
+            return
+        if op == "Expand":
+
+            def fn(args, outs):
+                t = args[0]
+                target = tuple(int(s) for s in np.asarray(args[1]).reshape(-1))
+                return [t.expand(np.broadcast_shapes(tuple(t.shape), target))]
+
+            self.add_step(
+                [node], [x, node.inputs[1]], node.outputs[:1], fn, allocates=False, host_args=(1,)
+            )
             return
         if op == "Flatten":
             axis = int(node.attr("axis", 1))
@@ -910,8 +1275,9 @@ class _Lowering:
         raise _NotLowered(f"no lowering for {op}")
 
     def lower_concat(self, node: Node) -> None:
-        if not all(self.is_float(v) for v in node.inputs):
-            raise _NotLowered("Concat of non-float tensors")
+        dtypes = {v.dtype for v in node.inputs}
+        if len(dtypes) != 1 or not dtypes <= _DEVICE_DTYPES.keys():
+            raise _NotLowered(f"Concat of {dtypes} tensors")
         axis = int(node.attr("axis"))
         from infopt.kernels.pointwise import pointwise
 
@@ -938,17 +1304,43 @@ class _Lowering:
         """(input values, literal map, steps builder) or None when not elementwise-lowerable."""
         op = node.op_type
         out = node.outputs[0]
-        if not self.is_float(out):
-            return None
         ins = [v for v in node.inputs]
+        if node.domain == "infopt":
+            if op in ("Gelu", "GeluTanh") and self.is_float(out):
+                name = "gelu" if op == "Gelu" else "gelu_tanh"
+                return ins[:1], lambda s: [(name, s[0])]
+            return None
+        if node.domain not in ("", "ai.onnx"):
+            return None
+        if out.dtype not in _DEVICE_DTYPES or any(
+            v is not None and v.dtype not in _DEVICE_DTYPES for v in ins
+        ):
+            return None
+        # integer/bool values: only ops exact in the kernel's int64 / 0-1 arithmetic
+        data = ins[1:] if op == "Where" else ins
+        if not self.is_float(out) or not all(self.is_float(v) for v in data if v is not None):
+            if op not in _EXACT_ON_INTS:
+                return None
         if op == "Cast":
+            if out.dtype == TensorProto.BOOL:
+                return ins[:1], lambda s: [("not_equal", s[0], 0.0)]
+            if not self.is_float(out) and self.is_float(ins[0]):
+                return ins[:1], lambda s: [("to_int", s[0])]
+            if self.is_float(out) and not self.is_float(ins[0]):
+                return ins[:1], lambda s: [("to_float", s[0])]
             return ins[:1], lambda s: [("identity", s[0])]
+        if op in _COMPARE:
+            name = _COMPARE[op]
+            return ins[:2], lambda s: [(name, s[0], s[1])]
+        if op in ("And", "Or"):
+            name = "mul" if op == "And" else "max"  # bool operands are 0/1 in the kernel
+            return ins[:2], lambda s: [(name, s[0], s[1])]
+        if op == "Not":
+            return ins[:1], lambda s: [("not", s[0])]
         if op == "Dropout":
             if (len(ins) > 2 and ins[2] is not None) or any(v.name for v in node.outputs[1:]):
                 return None
             return ins[:1], lambda s: [("identity", s[0])]
-        if not all(self.is_float(v) for v in ins if v is not None) and op != "Where":
-            return None
         if op in _POINTWISE_UNARY:
             name = _POINTWISE_UNARY[op]
             return ins[:1], lambda s: [(name, s[0])]
@@ -994,8 +1386,6 @@ class _Lowering:
             return None
         if op == "Where":
             if ins[0] is None or ins[0].dtype != TensorProto.BOOL:
-                return None
-            if not (self.is_float(ins[1]) and self.is_float(ins[2])):
                 return None
             return ins[:3], lambda s: [("where", s[0], s[1], s[2])]
         if op == "BatchNormalization":
@@ -1089,9 +1479,7 @@ class _Lowering:
             expr.append((name, *new))
         out = group["output"]
         torch = self.torch
-        out_dtype = {
-            TensorProto.FLOAT16: torch.float16, TensorProto.BFLOAT16: torch.bfloat16
-        }.get(out.dtype, torch.float32)  # fmt: skip
+        out_dtype = getattr(torch, _DEVICE_DTYPES.get(out.dtype, "float32"))
         if n == 0:
             raise _NotLowered("pointwise chain of constants")
         from infopt.kernels.pointwise import pointwise
