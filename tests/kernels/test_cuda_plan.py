@@ -382,7 +382,8 @@ def test_infopt_ops_lower_to_kernels():
     emitted = {n.qualified_op for n in model.graph.nodes if n.domain == "infopt"}
     expected = {"infopt.FusedConvHardSwish", "infopt.FusedConvAddClip",
                 "infopt.FusedMatMulGelu", "infopt.LayerNorm", "infopt.Attention",
-                "infopt.FusedGemmLeakyRelu", "infopt.Gelu", "infopt.RMSNorm"}  # fmt: skip
+                "infopt.FusedGemmLeakyRelu", "infopt.Gelu", "infopt.RMSNorm",
+                "infopt.FusedMatMul"}  # fmt: skip
     assert emitted == expected, emitted
     plan = build_cuda_plan(model)
     assert plan.fallback_ops == {}, plan.fallback_reasons
