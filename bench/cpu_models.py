@@ -61,13 +61,14 @@ def flops(model, feeds) -> float:
     """Multiply-add arithmetic (2 flops each) of the compute-heavy nodes, from shapes inferred
     with the inputs fixed to the feeds' shapes."""
     from infopt.ir import load, model_to_proto
-    from infopt.ir.serde import infer_types
+    from infopt.passes import create
 
     model = load(model_to_proto(model))
     for value in model.graph.inputs:
         if value.name in feeds:
             value.shape = tuple(feeds[value.name].shape)
-    infer_types(model)
+    # ONNX inference and infopt's symbolic shapes (ONNX alone loses MiniLM's dims at batch 1)
+    create("infer_shapes").run(model)
     total = 0.0
     for node in model.graph.nodes:
         op = node.op_type
