@@ -132,12 +132,14 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
   float* bp_scratch = packed_b ? nullptr : scratch_floats(0, static_cast<size_t>(kKC * NC));
   float* ap = packed ? nullptr : scratch_floats(1, static_cast<size_t>(kKC * MC));
   alignas(64) float tile[16 * 16];
+  const bool simple_ep = v.ukernel_ep && simple_epilogue(ep);
 
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool first = pc == 0, last = pc + kc >= K;
+      const bool fused_ep = last && simple_ep;
       const float* bp;
       if (packed_b) {
         bp = packed_b->block(pc, jc, kc);
@@ -161,6 +163,10 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
             const int64_t m = std::min<int64_t>(mr, mc - ir);
             float* c = C + (ic + ir) * ldc + (jc + jr);
             const float* app = apb + ir * kc;
+            if (fused_ep && n == nr && (m == mr || (m <= 4 && v.ukernel_small))) {
+              v.ukernel_ep(m, kc, app, bpp, c, ldc, !first, ep, ic + ir, jc + jr);
+              continue;
+            }
             if (m == mr && n == nr) {
               v.ukernel(kc, app, bpp, c, ldc, !first);
             } else if (n == nr && m <= 4 && v.ukernel_small) {

@@ -61,6 +61,15 @@ using ActivationFn = void (*)(float* x, int64_t n, const Activation& act);
 using UKernelSmall = void (*)(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                               bool accumulate);
 
+// A full mr x nr tile with the epilogue applied in registers before the one
+// store, for a "simple" epilogue (see simple_epilogue): without it a tile is
+// stored, re-read by the epilogue and stored again, which costs as much as
+// the arithmetic when K is small (1x1 convs with K = 16..64). m rows (mr, or
+// <= 4 where ukernel_small exists) of a full nr-wide panel; (i0, j0) is the
+// tile's place in the full C. May be null.
+using UKernelEp = void (*)(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
+                           const Epilogue& ep, int64_t i0, int64_t j0);
+
 struct Variant {
   const char* name;
   Isa isa;
@@ -69,7 +78,16 @@ struct Variant {
   EpilogueFn epilogue;
   ActivationFn activation;
   UKernelSmall ukernel_small;
+  UKernelEp ukernel_ep = nullptr;
 };
+
+// The epilogues a UKernelEp handles: alpha 1, bias constant along a row (per-
+// output-channel, cs 0) or absent, residual contiguous along a row or absent,
+// activation None, Relu or Clip.
+inline bool simple_epilogue(const Epilogue& ep) {
+  return ep.alpha == 1.f && (!ep.bias.ptr || ep.bias.cs == 0) && (!ep.residual.ptr || ep.residual.cs == 1) &&
+         (ep.act.kind == Act::None || ep.act.kind == Act::Relu || ep.act.kind == Act::Clip);
+}
 
 // Every compiled-in variant (dispatch, tests and benchmarks use this table).
 const std::vector<const Variant*>& variants();
