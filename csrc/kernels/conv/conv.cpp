@@ -57,13 +57,14 @@ void im2col_row(const float* xc, const Geometry& g, int64_t kz, int64_t ky, int6
 // Columns [s0, s1) of the im2col matrix (rows: c, kz, ky, kx) of one group,
 // written straight into the GEMM's packed-B layout (KC blocks of nr-column
 // panels, zero-padded to Npad columns), so the GEMM skips its own packing.
-void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t s0, int64_t s1, int nr, int64_t Npad,
-                   float* packed) {
+// Only the rows of channels [c0, c1) are written, so channel ranges can be filled in parallel.
+void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t c0, int64_t c1, int64_t s0, int64_t s1,
+                   int nr, int64_t Npad, float* packed) {
   const int64_t K = Cg * g.k_size();
   float* row = scratch_floats(5, static_cast<size_t>(Npad));
   std::fill(row + (s1 - s0), row + Npad, 0.f);
-  int64_t r = 0;
-  for (int64_t c = 0; c < Cg; ++c) {
+  int64_t r = c0 * g.k_size();
+  for (int64_t c = c0; c < c1; ++c) {
     const float* xc = x + c * g.in_size();
     for (int64_t kz = 0; kz < g.k[0]; ++kz)
       for (int64_t ky = 0; ky < g.k[1]; ++ky)
@@ -71,7 +72,15 @@ void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t s0, in
           im2col_row(xc, g, kz, ky, kx, s0, s1, row);
           const int64_t pc = r / gemm::kKC * gemm::kKC, kc = std::min(gemm::kKC, K - pc);
           float* dst = packed + pc * Npad + (r - pc) * nr;
-          for (int64_t j = 0; j < Npad; j += nr) std::memcpy(dst + j * kc, row + j, sizeof(float) * static_cast<size_t>(nr));
+          // Constant-size copies compile to a few vector moves; a run-time size of 64 bytes
+          // went through a libc memcpy call per panel (about a tenth of a 3x3 conv's time).
+          if (nr == 16) {
+            for (int64_t j = 0; j < Npad; j += 16) std::memcpy(dst + j * kc, row + j, sizeof(float) * 16);
+          } else if (nr == 8) {
+            for (int64_t j = 0; j < Npad; j += 8) std::memcpy(dst + j * kc, row + j, sizeof(float) * 8);
+          } else {
+            for (int64_t j = 0; j < Npad; j += nr) std::memcpy(dst + j * kc, row + j, sizeof(float) * static_cast<size_t>(nr));
+          }
         }
   }
 }
@@ -159,18 +168,15 @@ class ConvKernel : public Kernel {
 
     const bool pointwise = g.k_size() == 1 && g.s[0] * g.s[1] * g.s[2] == 1 && g.pb[0] + g.pb[1] + g.pb[2] == 0 &&
                            g.pe[0] + g.pe[1] + g.pe[2] == 0;
-    int64_t cc = Sout;
-    if (!pointwise) {
-      cc = std::clamp<int64_t>((kIm2colFloats / std::max<int64_t>(Kg, 1)) / 16 * 16, 64, std::max<int64_t>(Sout, 1));
-    }
-    const int64_t nchunks = (Sout + cc - 1) / cc;
-    const int64_t tasks = N * G * nchunks;
     const bool use_packed = !packed_.empty() && packed_src_ == W.data && packed_shape_ == W.shape &&
                             packed_[0].variant == &v;
+    const Split sp = split(N * G, Mg, Kg, Sout, pointwise, v, threads);
 
-    auto task = [&](int64_t t, ThreadPool* gemm_pool) {
-      const int64_t chunk = t % nchunks, ng = t / nchunks, n = ng / G, gi = ng % G;
-      const int64_t s0 = chunk * cc, s1 = std::min(Sout, s0 + cc);
+    // Task = (image and group, column chunk): its im2col columns, packed straight into the
+    // GEMM's B panels, and the GEMM on them.
+    auto task = [&](int64_t t) {
+      const int64_t chunk = t % sp.nchunks, ng = t / sp.nchunks, n = ng / G, gi = ng % G;
+      const int64_t s0 = chunk * sp.cc, s1 = std::min(Sout, s0 + sp.cc);
       const float* xg = xp + (n * C + gi * Cg) * Sin;
       gemm::Matrix bm{xg + s0, Sin, 1};
       gemm::PackedB cols;
@@ -180,24 +186,81 @@ class ConvKernel : public Kernel {
         cols.N = s1 - s0;
         cols.Npad = (cols.N + v.nr - 1) / v.nr * v.nr;
         float* buf = scratch_floats(2, static_cast<size_t>(Kg * cols.Npad));
-        im2col_packed(xg, g, Cg, s0, s1, v.nr, cols.Npad, buf);
+        im2col_packed(xg, g, Cg, 0, Cg, s0, s1, v.nr, cols.Npad, buf);
         cols.ptr = buf;
       }
       gemm::Epilogue ep = base_ep;
       if (B) ep.bias.ptr = B->ptr<float>() + gi * Mg;
       if (Z) ep.residual.ptr = Z->ptr<float>() + (n * M + gi * Mg) * Sout + s0;
       float* yc = yp + (n * M + gi * Mg) * Sout + s0;
-      gemm::sgemm(v, Mg, s1 - s0, Kg, {wp + gi * Mg * Kg, Kg, 1}, bm, yc, Sout, ep, gemm_pool,
-                  use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, pointwise ? nullptr : &cols);
+      gemm::sgemm_block(v, 0, Mg, 0, s1 - s0, Kg, {wp + gi * Mg * Kg, Kg, 1}, bm, yc, Sout, ep,
+                        use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, pointwise ? nullptr : &cols);
     };
-    if (threads > 1 && (tasks >= 2 * threads || (tasks >= threads && tasks % threads == 0))) {
-      pool->run_tasks(tasks, [&](int64_t t) { task(t, nullptr); });
-    } else {
-      for (int64_t t = 0; t < tasks; ++t) task(t, pool);
+    if (sp.mblocks == 1) {
+      pool->run_tasks(N * G * sp.nchunks, task);
+      return;
+    }
+    // Few columns, many rows (late layers: 7x7 or 14x14 maps): the columns of one (image,
+    // group) are packed once, in parallel over channels, then shared by all row blocks.
+    gemm::PackedB cols;
+    cols.variant = &v;
+    cols.K = Kg;
+    cols.N = Sout;
+    cols.Npad = (Sout + v.nr - 1) / v.nr * v.nr;
+    float* buf = scratch_floats(2, static_cast<size_t>(Kg * cols.Npad));
+    cols.ptr = buf;
+    const int64_t cstep = std::max<int64_t>(1, (Cg + 4 * threads - 1) / (4 * threads));
+    for (int64_t ng = 0; ng < N * G; ++ng) {
+      const int64_t n = ng / G, gi = ng % G;
+      const float* xg = xp + (n * C + gi * Cg) * Sin;
+      pool->run_tasks((Cg + cstep - 1) / cstep, [&](int64_t t) {
+        im2col_packed(xg, g, Cg, t * cstep, std::min(Cg, (t + 1) * cstep), 0, Sout, v.nr, cols.Npad, buf);
+      });
+      gemm::Epilogue ep = base_ep;
+      if (B) ep.bias.ptr = B->ptr<float>() + gi * Mg;
+      if (Z) ep.residual.ptr = Z->ptr<float>() + (n * M + gi * Mg) * Sout;
+      float* yg = yp + (n * M + gi * Mg) * Sout;
+      pool->run_tasks(sp.nchunks * sp.mblocks, [&](int64_t t) {
+        const int64_t mb = t % sp.mblocks, chunk = t / sp.mblocks;
+        const int64_t m0 = std::min(Mg, mb * sp.mrows), m1 = std::min(Mg, m0 + sp.mrows);
+        gemm::sgemm_block(v, m0, m1, chunk * sp.cc, std::min(Sout, (chunk + 1) * sp.cc), Kg,
+                          {wp + gi * Mg * Kg, Kg, 1}, {xg, Sin, 1}, yg, Sout, ep,
+                          use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, &cols);
+      });
     }
   }
 
  private:
+  struct Split {
+    int64_t cc, nchunks, mrows, mblocks;
+  };
+
+  // Work split for `ng` (image, group) GEMMs of Mg x Sout x Kg. About 4 tasks per thread, claimed
+  // dynamically, so that a thread that gets descheduled (a busy machine) or a slower chunk does
+  // not leave the other thread idle at the end; but no task under ~0.25 MFLOP, where the
+  // hand-off would cost more than it spreads. Columns come in multiples of 16 (every nr), the
+  // im2col chunk stays near L2 size, rows in multiples of mr (pre-packed A panels line up).
+  static Split split(int64_t ng, int64_t Mg, int64_t Kg, int64_t Sout, bool pointwise, const gemm::Variant& v,
+                     int threads) {
+    const double flops = 2.0 * static_cast<double>(ng * Mg) * static_cast<double>(Kg * Sout);
+    int64_t target = threads > 1 ? 4 * threads : 1;
+    target = std::max<int64_t>(1, std::min<int64_t>(target, static_cast<int64_t>(flops / 2.5e5)));
+    auto round16 = [](int64_t x) { return (x + 15) / 16 * 16; };
+    const int64_t cap = pointwise ? gemm::kNC : std::max<int64_t>(64, kIm2colFloats / std::max<int64_t>(Kg, 1) / 16 * 16);
+    const int64_t want_chunks = (target + ng - 1) / ng;
+    int64_t cc = std::min(cap, std::max<int64_t>(64, round16((Sout + want_chunks - 1) / want_chunks)));
+    cc = std::min(cc, std::max<int64_t>(Sout, 1));
+    Split sp{cc, (Sout + cc - 1) / cc, Mg, 1};
+    const int64_t have = ng * sp.nchunks;
+    if (have < target) {
+      const int64_t mr = v.mr, tiles = (Mg + mr - 1) / mr;
+      const int64_t blocks = std::min((target + have - 1) / have, std::max<int64_t>(1, tiles / 4));
+      sp.mrows = (tiles + blocks - 1) / blocks * mr;
+      sp.mblocks = (Mg + sp.mrows - 1) / sp.mrows;
+    }
+    return sp;
+  }
+
   bool fused_;
   WindowAttrs win_;
   int64_t group_ = 1;

@@ -189,6 +189,21 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 
 }  // namespace
 
+void sgemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
+                 const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed,
+                 const PackedB* packed_b) {
+  if (m0 >= m1 || n0 >= n1) return;
+  if (packed && (packed->variant != &v || m0 % v.mr || m1 > packed->M || packed->K != K)) {
+    throw std::invalid_argument("sgemm_block: packed A does not match the variant, rows or K");
+  }
+  if (K <= 0) {
+    for (int64_t i = m0; i < m1; ++i) std::memset(C + i * ldc + n0, 0, sizeof(float) * (n1 - n0));
+    v.epilogue(C + m0 * ldc + n0, ldc, m1 - m0, n1 - n0, m0, n0, ep);
+    return;
+  }
+  gemm_block(v, m0, m1, n0, n1, K, A, B, C, ldc, ep, packed, packed_b);
+}
+
 PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A) {
   PackedA p;
   p.variant = &v;

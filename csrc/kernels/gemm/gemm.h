@@ -139,6 +139,13 @@ PackedB pack_b(const Variant& v, int64_t K, int64_t N, Matrix B);
 void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc,
            const Epilogue& ep, ThreadPool* pool, const PackedA* packed = nullptr, const PackedB* packed_b = nullptr);
 
+// Serial blocked GEMM on the block rows [m0, m1) x columns [n0, n1) of the
+// same problem (callers that partition the work themselves, e.g. Conv). m0
+// must be a multiple of v.mr when `packed` is given.
+void sgemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
+                 const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed = nullptr,
+                 const PackedB* packed_b = nullptr);
+
 // Variants defined in the per-ISA files.
 const Variant& scalar_variant();
 #if defined(INFOPT_HAVE_AVX2)
