@@ -152,6 +152,12 @@ SPLIT_CASES = [
     ((1, 17, 13, 13), (17, 1, 3, 3), {"group": 17, "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ((1, 16, 40, 40), (33, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # several column chunks
     ((2, 32, 9, 9), (96, 32, 3, 3), {"pads": [1, 1, 1, 1]}),  # batch 2, row-block split
+    # stride 1 on maps at least 8 (k-1)*dilation wide: the padded-width path
+    ((1, 7, 9, 33), (17, 7, 3, 3), {"pads": [1, 0, 2, 1]}),
+    ((1, 5, 11, 40), (9, 5, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ((2, 6, 16, 17), (12, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),
+    ((1, 3, 50), (5, 3, 3), {"pads": [1, 1]}),  # 1-D
+    ((1, 33, 20, 20), (1, 33, 3, 3), {}),  # one output channel, no padding
 ]
 
 
@@ -170,9 +176,11 @@ def test_fused_conv_split_paths(isa, rng, act, xs, ws, attrs):
         for inputs, ref in (([x, w, b, z], conv + z), ([x, w, b], conv)):
             got = run_op("infopt.FusedConv", inputs, fattrs, isa=isa, threads=threads, const=(1, 2))
             assert_close(got, fn(ref), rtol=1e-4, atol=1e-4)
-            if isa != "scalar":  # same sums, FMA vs separate multiply-add: 1e-5
+            if isa != "scalar":
+                # same sums in float32, FMA against separate multiply-add: outputs reach ~30
+                # with cancellation, so 1e-5 relative and 5e-5 absolute
                 scalar = run_op("infopt.FusedConv", inputs, fattrs, isa="scalar", const=(1, 2))
-                assert_close(got, scalar.astype(np.float64), rtol=1e-5, atol=1e-5)
+                assert_close(got, scalar.astype(np.float64), rtol=1e-5, atol=5e-5)
 
 
 @pytest.mark.parametrize("act", ["", "Relu", "Clip"])

@@ -85,6 +85,46 @@ void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t c0, in
   }
 }
 
+// Stride-1 2-D convs computed on the padded width: with the input zero-padded to Hp x Wp, the
+// im2col row of tap (c, ky, kx) at padded output column j = oy * Wp + ox is
+// xpad[c][ky*dy*Wp + kx*dx + j], one contiguous run, so each B panel row is a single 16-float
+// copy (no im2col row, no bounds logic). The (k-1)*dx columns per row past Wo are computed and
+// dropped. Padded copy of channels [c0, c1) of one group; `slack` floats past the end stay zero
+// for the last panel's reads.
+void pad_channels(const float* x, const Geometry& g, int64_t c0, int64_t c1, int64_t Hp, int64_t Wp, float* xpad) {
+  for (int64_t c = c0; c < c1; ++c) {
+    float* dst = xpad + c * Hp * Wp;
+    const float* src = x + c * g.in_size();
+    std::fill(dst, dst + g.pb[1] * Wp, 0.f);
+    for (int64_t r = 0; r < g.in[1]; ++r) {
+      float* d = dst + (g.pb[1] + r) * Wp;
+      std::fill(d, d + g.pb[2], 0.f);
+      std::memcpy(d + g.pb[2], src + r * g.in[2], sizeof(float) * static_cast<size_t>(g.in[2]));
+      std::fill(d + g.pb[2] + g.in[2], d + Wp, 0.f);
+    }
+    std::fill(dst + (g.pb[1] + g.in[1]) * Wp, dst + Hp * Wp, 0.f);
+  }
+}
+
+// Padded-width columns [s0, s0 + Npad) of one group into the GEMM's packed-B layout.
+void pack_padded(const float* xpad, const Geometry& g, int64_t Cg, int64_t Hp, int64_t Wp, int64_t s0, int nr,
+                 int64_t Npad, float* packed) {
+  const int64_t K = Cg * g.k[1] * g.k[2];
+  int64_t r = 0;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t ky = 0; ky < g.k[1]; ++ky)
+      for (int64_t kx = 0; kx < g.k[2]; ++kx, ++r) {
+        const float* src = xpad + c * Hp * Wp + ky * g.d[1] * Wp + kx * g.d[2] + s0;
+        const int64_t pc = r / gemm::kKC * gemm::kKC, kc = std::min(gemm::kKC, K - pc);
+        float* dst = packed + pc * Npad + (r - pc) * nr;
+        if (nr == 16) {
+          for (int64_t j = 0; j < Npad; j += 16) std::memcpy(dst + j * kc, src + j, sizeof(float) * 16);
+        } else {
+          for (int64_t j = 0; j < Npad; j += nr) std::memcpy(dst + j * kc, src + j, sizeof(float) * static_cast<size_t>(nr));
+        }
+      }
+}
+
 class ConvKernel : public Kernel {
  public:
   ConvKernel(const Attrs& a, bool fused) : fused_(fused) {
@@ -171,6 +211,10 @@ class ConvKernel : public Kernel {
     const bool use_packed = !packed_.empty() && packed_src_ == W.data && packed_shape_ == W.shape &&
                             packed_[0].variant == &v;
     const Split sp = split(N * G, Mg, Kg, Sout, pointwise, v, threads);
+    if (!pointwise && padded_width_ok(g) && sp.mblocks == 1) {
+      run_padded_width(g, N, G, C, Cg, M, Mg, Kg, xp, wp, yp, base_ep, use_packed, v, pool, threads);
+      return;
+    }
 
     // Task = (image and group, column chunk): its im2col columns, packed straight into the
     // GEMM's B panels, and the GEMM on them.
@@ -231,6 +275,63 @@ class ConvKernel : public Kernel {
   }
 
  private:
+  // The padded-width path pays (k-1)*dx dropped columns per Wp; taken when that is at most
+  // 1/8 (maps of about 14 and wider for 3x3), where saving the im2col row pass is worth more.
+  static bool padded_width_ok(const Geometry& g) {
+    const int64_t Wp = g.in[2] + g.pb[2] + g.pe[2];
+    return g.in[0] == 1 && g.k[0] == 1 && g.pb[0] + g.pe[0] == 0 && g.s[1] == 1 && g.s[2] == 1 &&
+           (g.k[2] - 1) * g.d[2] * 8 <= Wp;
+  }
+
+  void run_padded_width(const Geometry& g, int64_t N, int64_t G, int64_t C, int64_t Cg, int64_t M, int64_t Mg,
+                        int64_t Kg, const float* xp, const float* wp, float* yp, const gemm::Epilogue& base_ep,
+                        bool use_packed, const gemm::Variant& v, ThreadPool* pool, int threads) const {
+    const int64_t Hp = g.in[1] + g.pb[1] + g.pe[1], Wp = g.in[2] + g.pb[2] + g.pe[2];
+    const int64_t Ho = g.out[1], Wo = g.out[2], Sin = g.in_size(), Sout = Ho * Wo, Np = Ho * Wp;
+    const Split sp = split(1, Mg, Kg, Np, false, v, threads);
+    const int64_t slack = (g.k[2] - 1) * g.d[2] + 16;
+    // Shared by the tasks, so it lives in the calling thread's scratch (slot 7; slot 6, pooling's,
+    // holds each task's C block: pooling and conv never nest).
+    float* xpad = scratch_floats(7, static_cast<size_t>(Cg * Hp * Wp + slack));
+    std::fill(xpad + Cg * Hp * Wp, xpad + Cg * Hp * Wp + slack, 0.f);
+    const int64_t cstep = std::max<int64_t>(1, (Cg + 4 * threads - 1) / (4 * threads));
+    for (int64_t ng = 0; ng < N * G; ++ng) {
+      const int64_t n = ng / G, gi = ng % G;
+      const float* xg = xp + (n * C + gi * Cg) * Sin;
+      pool->run_tasks((Cg + cstep - 1) / cstep, [&](int64_t t) {
+        pad_channels(xg, g, t * cstep, std::min(Cg, (t + 1) * cstep), Hp, Wp, xpad);
+      });
+      gemm::Epilogue ep = base_ep;
+      if (ep.bias.ptr) ep.bias.ptr += gi * Mg;
+      if (ep.residual.ptr) ep.residual.ptr += (n * M + gi * Mg) * Sout;
+      float* yg = yp + (n * M + gi * Mg) * Sout;
+      pool->run_tasks(sp.nchunks, [&](int64_t chunk) {
+        const int64_t s0 = chunk * sp.cc, s1 = std::min(Np, s0 + sp.cc), cn = s1 - s0;
+        gemm::PackedB cols;
+        cols.variant = &v;
+        cols.K = Kg;
+        cols.N = cn;
+        cols.Npad = (cn + v.nr - 1) / v.nr * v.nr;
+        float* buf = scratch_floats(2, static_cast<size_t>(Kg * cols.Npad));
+        pack_padded(xpad, g, Cg, Hp, Wp, s0, v.nr, cols.Npad, buf);
+        cols.ptr = buf;
+        float* cb = scratch_floats(6, static_cast<size_t>(Mg * cn));
+        gemm::sgemm_block(v, 0, Mg, 0, cn, Kg, {wp + gi * Mg * Kg, Kg, 1}, {xpad, Wp, 1}, cb, cn, gemm::Epilogue{},
+                          use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, &cols);
+        // the kept columns of each output row in this chunk, then the epilogue on them
+        for (int64_t oy = s0 / Wp; oy * Wp < s1; ++oy) {
+          const int64_t j0 = std::max(s0, oy * Wp), j1 = std::min(s1, oy * Wp + Wo);
+          if (j1 <= j0) continue;
+          const int64_t o0 = oy * Wo + (j0 - oy * Wp), len = j1 - j0;
+          for (int64_t m = 0; m < Mg; ++m) {
+            std::memcpy(yg + m * Sout + o0, cb + m * cn + (j0 - s0), sizeof(float) * static_cast<size_t>(len));
+          }
+          v.epilogue(yg + o0, Sout, Mg, len, 0, o0, ep);
+        }
+      });
+    }
+  }
+
   struct Split {
     int64_t cc, nchunks, mrows, mblocks;
   };
