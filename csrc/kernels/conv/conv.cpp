@@ -15,8 +15,9 @@
 namespace infopt {
 namespace {
 
-// im2col columns per task: the packed column block (Kg x cc floats) stays around L2 size.
-constexpr int64_t kIm2colFloats = 131072;
+// Floats of one packed B block (at most KC rows x the chunk's columns), filled just before the
+// GEMM reads it: half of a 512 KiB L2, leaving room for the A panels streaming through.
+constexpr int64_t kBlockFloats = 65536;
 
 // Row (c, kz, ky, kx) of the im2col matrix, columns [s0, s1), into dst.
 void im2col_row(const float* xc, const Geometry& g, int64_t kz, int64_t ky, int64_t kx, int64_t s0, int64_t s1,
@@ -54,6 +55,19 @@ void im2col_row(const float* xc, const Geometry& g, int64_t kz, int64_t ky, int6
   }
 }
 
+// Copies npad floats of src into the nr-column panels of a kc-row packed block (row already
+// chosen by dst). Constant-size copies compile to a few vector moves; a run-time size of 64
+// bytes went through a libc memcpy call per panel.
+inline void scatter_panels(const float* src, int64_t npad, int nr, int64_t kc, float* dst) {
+  if (nr == 16) {
+    for (int64_t j = 0; j < npad; j += 16) std::memcpy(dst + j * kc, src + j, sizeof(float) * 16);
+  } else if (nr == 8) {
+    for (int64_t j = 0; j < npad; j += 8) std::memcpy(dst + j * kc, src + j, sizeof(float) * 8);
+  } else {
+    for (int64_t j = 0; j < npad; j += nr) std::memcpy(dst + j * kc, src + j, sizeof(float) * static_cast<size_t>(nr));
+  }
+}
+
 // Columns [s0, s1) of the im2col matrix (rows: c, kz, ky, kx) of one group,
 // written straight into the GEMM's packed-B layout (KC blocks of nr-column
 // panels, zero-padded to Npad columns), so the GEMM skips its own packing.
@@ -72,15 +86,7 @@ void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t c0, in
           im2col_row(xc, g, kz, ky, kx, s0, s1, row);
           const int64_t pc = r / gemm::kKC * gemm::kKC, kc = std::min(gemm::kKC, K - pc);
           float* dst = packed + pc * Npad + (r - pc) * nr;
-          // Constant-size copies compile to a few vector moves; a run-time size of 64 bytes
-          // went through a libc memcpy call per panel (about a tenth of a 3x3 conv's time).
-          if (nr == 16) {
-            for (int64_t j = 0; j < Npad; j += 16) std::memcpy(dst + j * kc, row + j, sizeof(float) * 16);
-          } else if (nr == 8) {
-            for (int64_t j = 0; j < Npad; j += 8) std::memcpy(dst + j * kc, row + j, sizeof(float) * 8);
-          } else {
-            for (int64_t j = 0; j < Npad; j += nr) std::memcpy(dst + j * kc, row + j, sizeof(float) * static_cast<size_t>(nr));
-          }
+          scatter_panels(row, Npad, nr, kc, dst);
         }
   }
 }
@@ -106,23 +112,44 @@ void pad_channels(const float* x, const Geometry& g, int64_t c0, int64_t c1, int
   }
 }
 
-// Padded-width columns [s0, s0 + Npad) of one group into the GEMM's packed-B layout.
-void pack_padded(const float* xpad, const Geometry& g, int64_t Cg, int64_t Hp, int64_t Wp, int64_t s0, int nr,
-                 int64_t Npad, float* packed) {
-  const int64_t K = Cg * g.k[1] * g.k[2];
-  int64_t r = 0;
-  for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t ky = 0; ky < g.k[1]; ++ky)
-      for (int64_t kx = 0; kx < g.k[2]; ++kx, ++r) {
-        const float* src = xpad + c * Hp * Wp + ky * g.d[1] * Wp + kx * g.d[2] + s0;
-        const int64_t pc = r / gemm::kKC * gemm::kKC, kc = std::min(gemm::kKC, K - pc);
-        float* dst = packed + pc * Npad + (r - pc) * nr;
-        if (nr == 16) {
-          for (int64_t j = 0; j < Npad; j += 16) std::memcpy(dst + j * kc, src + j, sizeof(float) * 16);
-        } else {
-          for (int64_t j = 0; j < Npad; j += nr) std::memcpy(dst + j * kc, src + j, sizeof(float) * static_cast<size_t>(nr));
-        }
-      }
+// On-demand B of the GEMM (gemm::BPacker): im2col of one group's input, columns from s0.
+struct Im2colSource {
+  const float* x;
+  const Geometry* g;
+  int64_t s0;
+  int nr;
+};
+
+void fill_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  const auto& src = *static_cast<const Im2colSource*>(ctx);
+  const Geometry& g = *src.g;
+  const int64_t npad = (nc + src.nr - 1) / src.nr * src.nr, kxy = g.k[1] * g.k[2];
+  float* row = scratch_floats(5, static_cast<size_t>(npad));
+  std::fill(row + nc, row + npad, 0.f);
+  for (int64_t r = k0; r < k0 + kc; ++r) {
+    const int64_t c = r / g.k_size(), kz = r / kxy % g.k[0], ky = r / g.k[2] % g.k[1], kx = r % g.k[2];
+    im2col_row(src.x + c * g.in_size(), g, kz, ky, kx, src.s0 + j0, src.s0 + j0 + nc, row);
+    scatter_panels(row, npad, src.nr, kc, dst + (r - k0) * src.nr);
+  }
+}
+
+// On-demand B of the padded-width path: each row is one contiguous run of the padded input.
+struct PaddedSource {
+  const float* xpad;
+  const Geometry* g;
+  int64_t Hp, Wp, s0;
+  int nr;
+};
+
+void fill_padded(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  const auto& src = *static_cast<const PaddedSource*>(ctx);
+  const Geometry& g = *src.g;
+  const int64_t npad = (nc + src.nr - 1) / src.nr * src.nr, kxy = g.k[1] * g.k[2];
+  for (int64_t r = k0; r < k0 + kc; ++r) {
+    const int64_t c = r / kxy, ky = r / g.k[2] % g.k[1], kx = r % g.k[2];
+    const float* p = src.xpad + c * src.Hp * src.Wp + ky * g.d[1] * src.Wp + kx * g.d[2] + src.s0 + j0;
+    scatter_panels(p, npad, src.nr, kc, dst + (r - k0) * src.nr);
+  }
 }
 
 class ConvKernel : public Kernel {
@@ -223,22 +250,15 @@ class ConvKernel : public Kernel {
       const int64_t s0 = chunk * sp.cc, s1 = std::min(Sout, s0 + sp.cc);
       const float* xg = xp + (n * C + gi * Cg) * Sin;
       gemm::Matrix bm{xg + s0, Sin, 1};
-      gemm::PackedB cols;
-      if (!pointwise) {
-        cols.variant = &v;
-        cols.K = Kg;
-        cols.N = s1 - s0;
-        cols.Npad = (cols.N + v.nr - 1) / v.nr * v.nr;
-        float* buf = scratch_floats(2, static_cast<size_t>(Kg * cols.Npad));
-        im2col_packed(xg, g, Cg, 0, Cg, s0, s1, v.nr, cols.Npad, buf);
-        cols.ptr = buf;
-      }
+      Im2colSource src{xg, &g, s0, v.nr};
+      const gemm::BPacker packer{fill_im2col, &src};
       gemm::Epilogue ep = base_ep;
       if (B) ep.bias.ptr = B->ptr<float>() + gi * Mg;
       if (Z) ep.residual.ptr = Z->ptr<float>() + (n * M + gi * Mg) * Sout + s0;
       float* yc = yp + (n * M + gi * Mg) * Sout + s0;
       gemm::sgemm_block(v, 0, Mg, 0, s1 - s0, Kg, {wp + gi * Mg * Kg, Kg, 1}, bm, yc, Sout, ep,
-                        use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, pointwise ? nullptr : &cols);
+                        use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, nullptr,
+                        pointwise ? nullptr : &packer);
     };
     if (sp.mblocks == 1) {
       pool->run_tasks(N * G * sp.nchunks, task);
@@ -307,17 +327,11 @@ class ConvKernel : public Kernel {
       float* yg = yp + (n * M + gi * Mg) * Sout;
       pool->run_tasks(sp.nchunks, [&](int64_t chunk) {
         const int64_t s0 = chunk * sp.cc, s1 = std::min(Np, s0 + sp.cc), cn = s1 - s0;
-        gemm::PackedB cols;
-        cols.variant = &v;
-        cols.K = Kg;
-        cols.N = cn;
-        cols.Npad = (cn + v.nr - 1) / v.nr * v.nr;
-        float* buf = scratch_floats(2, static_cast<size_t>(Kg * cols.Npad));
-        pack_padded(xpad, g, Cg, Hp, Wp, s0, v.nr, cols.Npad, buf);
-        cols.ptr = buf;
+        PaddedSource src{xpad, &g, Hp, Wp, s0, v.nr};
+        const gemm::BPacker packer{fill_padded, &src};
         float* cb = scratch_floats(6, static_cast<size_t>(Mg * cn));
         gemm::sgemm_block(v, 0, Mg, 0, cn, Kg, {wp + gi * Mg * Kg, Kg, 1}, {xpad, Wp, 1}, cb, cn, gemm::Epilogue{},
-                          use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, &cols);
+                          use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, nullptr, &packer);
         // the kept columns of each output row in this chunk, then the epilogue on them
         for (int64_t oy = s0 / Wp; oy * Wp < s1; ++oy) {
           const int64_t j0 = std::max(s0, oy * Wp), j1 = std::min(s1, oy * Wp + Wo);
@@ -347,7 +361,8 @@ class ConvKernel : public Kernel {
     int64_t target = threads > 1 ? 4 * threads : 1;
     target = std::max<int64_t>(1, std::min<int64_t>(target, static_cast<int64_t>(flops / 2.5e5)));
     auto round16 = [](int64_t x) { return (x + 15) / 16 * 16; };
-    const int64_t cap = pointwise ? gemm::kNC : std::max<int64_t>(64, kIm2colFloats / std::max<int64_t>(Kg, 1) / 16 * 16);
+    const int64_t cap =
+        pointwise ? gemm::kNC : std::max<int64_t>(64, kBlockFloats / std::min(std::max<int64_t>(Kg, 1), gemm::kKC) / 16 * 16);
     const int64_t want_chunks = (target + ng - 1) / ng;
     int64_t cc = std::min(cap, std::max<int64_t>(64, round16((Sout + want_chunks - 1) / want_chunks)));
     cc = std::min(cc, std::max<int64_t>(Sout, 1));

@@ -126,7 +126,8 @@ void pack_b_block(const Matrix& B, int64_t k0, int64_t kc, int64_t j0, int64_t n
 // Serial blocked GEMM on the C block rows [m0, m1) x cols [n0, n1).
 void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
                 const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed,
-                const PackedB* packed_b) {
+                const PackedB* packed_b, const BPacker* packer = nullptr) {
+  if (packer) packed_b = nullptr;
   const int mr = v.mr, nr = v.nr;
   const int64_t MC = kMC / mr * mr, NC = kNC / nr * nr;
   float* bp_scratch = packed_b ? nullptr : scratch_floats(0, static_cast<size_t>(kKC * NC));
@@ -143,6 +144,9 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
       const float* bp;
       if (packed_b) {
         bp = packed_b->block(pc, jc, kc);
+      } else if (packer) {
+        packer->fill(packer->ctx, pc, kc, jc, nc, bp_scratch);
+        bp = bp_scratch;
       } else {
         pack_b_block(B, pc, kc, jc, nc, nr, bp_scratch);
         bp = bp_scratch;
@@ -191,7 +195,7 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 
 void sgemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
                  const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed,
-                 const PackedB* packed_b) {
+                 const PackedB* packed_b, const BPacker* packer) {
   if (m0 >= m1 || n0 >= n1) return;
   if (packed && (packed->variant != &v || m0 % v.mr || m1 > packed->M || packed->K != K)) {
     throw std::invalid_argument("sgemm_block: packed A does not match the variant, rows or K");
@@ -201,7 +205,7 @@ void sgemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n
     v.epilogue(C + m0 * ldc + n0, ldc, m1 - m0, n1 - n0, m0, n0, ep);
     return;
   }
-  gemm_block(v, m0, m1, n0, n1, K, A, B, C, ldc, ep, packed, packed_b);
+  gemm_block(v, m0, m1, n0, n1, K, A, B, C, ldc, ep, packed, packed_b, packer);
 }
 
 PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A) {

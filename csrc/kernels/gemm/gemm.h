@@ -139,12 +139,22 @@ PackedB pack_b(const Variant& v, int64_t K, int64_t N, Matrix B);
 void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc,
            const Epilogue& ep, ThreadPool* pool, const PackedA* packed = nullptr, const PackedB* packed_b = nullptr);
 
+// B produced on demand (Conv's im2col): fill(ctx, k0, kc, j0, nc, dst) writes rows [k0, k0+kc)
+// x columns [j0, j0+nc) in packed-B panel layout (panels of nr columns, each kc x nr, the last
+// zero-padded), like the driver's own packing, just before the block is used, so the panels are
+// still in L1/L2 when the micro-kernel reads them.
+struct BPacker {
+  void (*fill)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) = nullptr;
+  const void* ctx = nullptr;
+};
+
 // Serial blocked GEMM on the block rows [m0, m1) x columns [n0, n1) of the
 // same problem (callers that partition the work themselves, e.g. Conv). m0
-// must be a multiple of v.mr when `packed` is given.
+// must be a multiple of v.mr when `packed` is given. `packer`, when given,
+// replaces B (and `packed_b`).
 void sgemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
                  const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed = nullptr,
-                 const PackedB* packed_b = nullptr);
+                 const PackedB* packed_b = nullptr, const BPacker* packer = nullptr);
 
 // Variants defined in the per-ISA files.
 const Variant& scalar_variant();
