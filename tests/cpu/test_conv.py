@@ -158,6 +158,11 @@ SPLIT_CASES = [
     ((2, 6, 16, 17), (12, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),
     ((1, 3, 50), (5, 3, 3), {"pads": [1, 1]}),  # 1-D
     ((1, 33, 20, 20), (1, 33, 3, 3), {}),  # one output channel, no padding
+    # strided: the padded width split into stride phase planes
+    ((1, 5, 17, 29), (7, 5, 3, 3), {"strides": [2, 2], "dilations": [2, 2], "pads": [2, 1, 1, 2]}),
+    ((1, 3, 20, 45), (9, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    ((1, 8, 12, 36), (6, 8, 1, 1), {"strides": [3, 3]}),
+    ((1, 4, 15, 40), (5, 4, 3, 2), {"strides": [1, 2], "pads": [1, 0, 0, 1]}),
 ]
 
 

@@ -91,24 +91,38 @@ void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t c0, in
   }
 }
 
-// Stride-1 2-D convs computed on the padded width: with the input zero-padded to Hp x Wp, the
-// im2col row of tap (c, ky, kx) at padded output column j = oy * Wp + ox is
-// xpad[c][ky*dy*Wp + kx*dx + j], one contiguous run, so each B panel row is a single 16-float
-// copy (no im2col row, no bounds logic). The (k-1)*dx columns per row past Wo are computed and
-// dropped. Padded copy of channels [c0, c1) of one group; `slack` floats past the end stay zero
-// for the last panel's reads.
-void pad_channels(const float* x, const Geometry& g, int64_t c0, int64_t c1, int64_t Hp, int64_t Wp, float* xpad) {
+// 2-D convs computed on the padded width. The zero-padded input is split into sy x sx phase
+// planes (plane (py, px) holds padded rows py, py+sy, ... and columns px, px+sx, ...; one plane
+// when the stride is 1), each Hq x Wq. The im2col row of tap (c, ky, kx) at output column
+// j = oy * Wq + ox is then one contiguous run of the plane of phase (ky*dy % sy, kx*dx % sx),
+// starting at (ky*dy / sy) * Wq + kx*dx / sx, so each B panel row is a single 16-float copy (no
+// im2col row pass, no bounds logic, no strided gather). The Wq - Wo columns per row past Wo
+// are computed and dropped. Writes the phase planes of channels [c0, c1) of one group.
+void pad_phases(const float* x, const Geometry& g, int64_t c0, int64_t c1, int64_t Hq, int64_t Wq, float* xq) {
+  const int64_t sy = g.s[1], sx = g.s[2], P = Hq * Wq;
   for (int64_t c = c0; c < c1; ++c) {
-    float* dst = xpad + c * Hp * Wp;
-    const float* src = x + c * g.in_size();
-    std::fill(dst, dst + g.pb[1] * Wp, 0.f);
-    for (int64_t r = 0; r < g.in[1]; ++r) {
-      float* d = dst + (g.pb[1] + r) * Wp;
-      std::fill(d, d + g.pb[2], 0.f);
-      std::memcpy(d + g.pb[2], src + r * g.in[2], sizeof(float) * static_cast<size_t>(g.in[2]));
-      std::fill(d + g.pb[2] + g.in[2], d + Wp, 0.f);
+    const float* xc = x + c * g.in_size();
+    for (int64_t yy = 0; yy < Hq * sy; ++yy) {
+      const int64_t iy = yy - g.pb[1];
+      for (int64_t px = 0; px < sx; ++px) {
+        float* dst = xq + ((c * sy + yy % sy) * sx + px) * P + (yy / sy) * Wq;
+        if (iy < 0 || iy >= g.in[1]) {
+          std::fill(dst, dst + Wq, 0.f);
+          continue;
+        }
+        const float* src = xc + iy * g.in[2];
+        // output columns qx with 0 <= qx*sx + px - pb < in
+        int64_t lo, hi;
+        valid_range(Wq, sx, px - g.pb[2], g.in[2], lo, hi);
+        std::fill(dst, dst + lo, 0.f);
+        if (sx == 1) {
+          std::memcpy(dst + lo, src + lo + px - g.pb[2], sizeof(float) * static_cast<size_t>(hi - lo));
+        } else {
+          for (int64_t q = lo; q < hi; ++q) dst[q] = src[q * sx + px - g.pb[2]];
+        }
+        std::fill(dst + hi, dst + Wq, 0.f);
+      }
     }
-    std::fill(dst + (g.pb[1] + g.in[1]) * Wp, dst + Hp * Wp, 0.f);
   }
 }
 
@@ -133,21 +147,22 @@ void fill_im2col(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc
   }
 }
 
-// On-demand B of the padded-width path: each row is one contiguous run of the padded input.
+// On-demand B of the padded-width path: each row is one contiguous run of a phase plane.
 struct PaddedSource {
-  const float* xpad;
+  const float* xq;
   const Geometry* g;
-  int64_t Hp, Wp, s0;
+  int64_t Hq, Wq, s0;
   int nr;
 };
 
 void fill_padded(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
   const auto& src = *static_cast<const PaddedSource*>(ctx);
   const Geometry& g = *src.g;
+  const int64_t sy = g.s[1], sx = g.s[2], P = src.Hq * src.Wq;
   const int64_t npad = (nc + src.nr - 1) / src.nr * src.nr, kxy = g.k[1] * g.k[2];
   for (int64_t r = k0; r < k0 + kc; ++r) {
-    const int64_t c = r / kxy, ky = r / g.k[2] % g.k[1], kx = r % g.k[2];
-    const float* p = src.xpad + c * src.Hp * src.Wp + ky * g.d[1] * src.Wp + kx * g.d[2] + src.s0 + j0;
+    const int64_t c = r / kxy, ty = r / g.k[2] % g.k[1] * g.d[1], tx = r % g.k[2] * g.d[2];
+    const float* p = src.xq + ((c * sy + ty % sy) * sx + tx % sx) * P + (ty / sy) * src.Wq + tx / sx + src.s0 + j0;
     scatter_panels(p, npad, src.nr, kc, dst + (r - k0) * src.nr);
   }
 }
@@ -295,31 +310,41 @@ class ConvKernel : public Kernel {
   }
 
  private:
-  // The padded-width path pays (k-1)*dx dropped columns per Wp; taken when that is at most
-  // 1/8 (maps of about 14 and wider for 3x3), where saving the im2col row pass is worth more.
+  // Phase-plane size of the padded-width path.
+  static void phase_dims(const Geometry& g, int64_t& Hq, int64_t& Wq) {
+    Hq = (g.in[1] + g.pb[1] + g.pe[1] + g.s[1] - 1) / g.s[1];
+    Wq = (g.in[2] + g.pb[2] + g.pe[2] + g.s[2] - 1) / g.s[2];
+  }
+
+  // The padded-width path pays Wq - Wo dropped columns per row; taken when that is at most 1/8
+  // (3x3 stride 1 on maps of about 14 and wider, most strided convs), where skipping the
+  // im2col row pass is worth more.
   static bool padded_width_ok(const Geometry& g) {
-    const int64_t Wp = g.in[2] + g.pb[2] + g.pe[2];
-    return g.in[0] == 1 && g.k[0] == 1 && g.pb[0] + g.pe[0] == 0 && g.s[1] == 1 && g.s[2] == 1 &&
-           (g.k[2] - 1) * g.d[2] * 8 <= Wp;
+    int64_t Hq, Wq;
+    phase_dims(g, Hq, Wq);
+    return g.in[0] == 1 && g.k[0] == 1 && g.pb[0] + g.pe[0] == 0 && (Wq - g.out[2]) * 8 <= Wq;
   }
 
   void run_padded_width(const Geometry& g, int64_t N, int64_t G, int64_t C, int64_t Cg, int64_t M, int64_t Mg,
                         int64_t Kg, const float* xp, const float* wp, float* yp, const gemm::Epilogue& base_ep,
                         bool use_packed, const gemm::Variant& v, ThreadPool* pool, int threads) const {
-    const int64_t Hp = g.in[1] + g.pb[1] + g.pe[1], Wp = g.in[2] + g.pb[2] + g.pe[2];
-    const int64_t Ho = g.out[1], Wo = g.out[2], Sin = g.in_size(), Sout = Ho * Wo, Np = Ho * Wp;
+    int64_t Hq, Wq;
+    phase_dims(g, Hq, Wq);
+    const int64_t Ho = g.out[1], Wo = g.out[2], Sin = g.in_size(), Sout = Ho * Wo, Np = Ho * Wq;
     const Split sp = split(1, Mg, Kg, Np, false, v, threads);
-    const int64_t slack = (g.k[2] - 1) * g.d[2] + 16;
+    // the last panel reads up to 15 columns past the last row, from a tap shifted by up to
+    // (k-1)*d / s columns: into the next rows of the plane, or past the last plane
+    const int64_t planes = Cg * g.s[1] * g.s[2] * Hq * Wq, slack = Wq + (g.k[2] - 1) * g.d[2] + 16;
     // Shared by the tasks, so it lives in the calling thread's scratch (slot 7; slot 6, pooling's,
     // holds each task's C block: pooling and conv never nest).
-    float* xpad = scratch_floats(7, static_cast<size_t>(Cg * Hp * Wp + slack));
-    std::fill(xpad + Cg * Hp * Wp, xpad + Cg * Hp * Wp + slack, 0.f);
+    float* xpad = scratch_floats(7, static_cast<size_t>(planes + slack));
+    std::fill(xpad + planes, xpad + planes + slack, 0.f);
     const int64_t cstep = std::max<int64_t>(1, (Cg + 4 * threads - 1) / (4 * threads));
     for (int64_t ng = 0; ng < N * G; ++ng) {
       const int64_t n = ng / G, gi = ng % G;
       const float* xg = xp + (n * C + gi * Cg) * Sin;
       pool->run_tasks((Cg + cstep - 1) / cstep, [&](int64_t t) {
-        pad_channels(xg, g, t * cstep, std::min(Cg, (t + 1) * cstep), Hp, Wp, xpad);
+        pad_phases(xg, g, t * cstep, std::min(Cg, (t + 1) * cstep), Hq, Wq, xpad);
       });
       gemm::Epilogue ep = base_ep;
       if (ep.bias.ptr) ep.bias.ptr += gi * Mg;
@@ -327,16 +352,16 @@ class ConvKernel : public Kernel {
       float* yg = yp + (n * M + gi * Mg) * Sout;
       pool->run_tasks(sp.nchunks, [&](int64_t chunk) {
         const int64_t s0 = chunk * sp.cc, s1 = std::min(Np, s0 + sp.cc), cn = s1 - s0;
-        PaddedSource src{xpad, &g, Hp, Wp, s0, v.nr};
+        PaddedSource src{xpad, &g, Hq, Wq, s0, v.nr};
         const gemm::BPacker packer{fill_padded, &src};
         float* cb = scratch_floats(6, static_cast<size_t>(Mg * cn));
-        gemm::sgemm_block(v, 0, Mg, 0, cn, Kg, {wp + gi * Mg * Kg, Kg, 1}, {xpad, Wp, 1}, cb, cn, gemm::Epilogue{},
+        gemm::sgemm_block(v, 0, Mg, 0, cn, Kg, {wp + gi * Mg * Kg, Kg, 1}, {xpad, Wq, 1}, cb, cn, gemm::Epilogue{},
                           use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, nullptr, &packer);
         // the kept columns of each output row in this chunk, then the epilogue on them
-        for (int64_t oy = s0 / Wp; oy * Wp < s1; ++oy) {
-          const int64_t j0 = std::max(s0, oy * Wp), j1 = std::min(s1, oy * Wp + Wo);
+        for (int64_t oy = s0 / Wq; oy * Wq < s1; ++oy) {
+          const int64_t j0 = std::max(s0, oy * Wq), j1 = std::min(s1, oy * Wq + Wo);
           if (j1 <= j0) continue;
-          const int64_t o0 = oy * Wo + (j0 - oy * Wp), len = j1 - j0;
+          const int64_t o0 = oy * Wo + (j0 - oy * Wq), len = j1 - j0;
           for (int64_t m = 0; m < Mg; ++m) {
             std::memcpy(yg + m * Sout + o0, cb + m * cn + (j0 - s0), sizeof(float) * static_cast<size_t>(len));
           }
