@@ -355,9 +355,13 @@ class ConvKernel : public Kernel {
         PaddedSource src{xpad, &g, Hq, Wq, s0, v.nr};
         const gemm::BPacker packer{fill_padded, &src};
         float* cb = scratch_floats(6, static_cast<size_t>(Mg * cn));
-        gemm::sgemm_block(v, 0, Mg, 0, cn, Kg, {wp + gi * Mg * Kg, Kg, 1}, {xpad, Wq, 1}, cb, cn, gemm::Epilogue{},
-                          use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr, nullptr, &packer);
-        // the kept columns of each output row in this chunk, then the epilogue on them
+        // bias and activation are per row, so they can run in the GEMM's write-back; a residual
+        // is laid out by output column and is added after the copy
+        const bool late_ep = ep.residual.ptr != nullptr;
+        gemm::sgemm_block(v, 0, Mg, 0, cn, Kg, {wp + gi * Mg * Kg, Kg, 1}, {xpad, Wq, 1}, cb, cn,
+                          late_ep ? gemm::Epilogue{} : ep, use_packed ? &packed_[static_cast<size_t>(gi)] : nullptr,
+                          nullptr, &packer);
+        // the kept columns of each output row in this chunk
         for (int64_t oy = s0 / Wq; oy * Wq < s1; ++oy) {
           const int64_t j0 = std::max(s0, oy * Wq), j1 = std::min(s1, oy * Wq + Wo);
           if (j1 <= j0) continue;
@@ -365,7 +369,7 @@ class ConvKernel : public Kernel {
           for (int64_t m = 0; m < Mg; ++m) {
             std::memcpy(yg + m * Sout + o0, cb + m * cn + (j0 - s0), sizeof(float) * static_cast<size_t>(len));
           }
-          v.epilogue(yg + o0, Sout, Mg, len, 0, o0, ep);
+          if (late_ep) v.epilogue(yg + o0, Sout, Mg, len, 0, o0, ep);
         }
       });
     }
