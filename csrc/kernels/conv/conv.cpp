@@ -98,13 +98,21 @@ void im2col_packed(const float* x, const Geometry& g, int64_t Cg, int64_t c0, in
 // starting at (ky*dy / sy) * Wq + kx*dx / sx, so each B panel row is a single 16-float copy (no
 // im2col row pass, no bounds logic, no strided gather). The Wq - Wo columns per row past Wo
 // are computed and dropped. Writes the phase planes of channels [c0, c1) of one group.
+// Phases no tap reads (with a 1x1 stride-2 kernel, three of four) are not written; the
+// columns of the last panel that run past a plane into such a plane are dropped anyway.
 void pad_phases(const float* x, const Geometry& g, int64_t c0, int64_t c1, int64_t Hq, int64_t Wq, float* xq) {
   const int64_t sy = g.s[1], sx = g.s[2], P = Hq * Wq;
+  auto used = [](int64_t phase, int64_t k, int64_t d, int64_t s) {
+    for (int64_t t = 0; t < k; ++t) if (t * d % s == phase) return true;
+    return false;
+  };
   for (int64_t c = c0; c < c1; ++c) {
     const float* xc = x + c * g.in_size();
     for (int64_t yy = 0; yy < Hq * sy; ++yy) {
+      if (!used(yy % sy, g.k[1], g.d[1], sy)) continue;
       const int64_t iy = yy - g.pb[1];
       for (int64_t px = 0; px < sx; ++px) {
+        if (!used(px, g.k[2], g.d[2], sx)) continue;
         float* dst = xq + ((c * sy + yy % sy) * sx + px) * P + (yy / sy) * Wq;
         if (iy < 0 || iy >= g.in[1]) {
           std::fill(dst, dst + Wq, 0.f);
