@@ -1,7 +1,11 @@
 // Conv and infopt.FusedConv (NCHW, 1-3 spatial dims), float32.
 // Paths: depthwise direct loops; 1x1 stride-1 as a plain GEMM on the input;
-// everything else im2col (in column chunks that fit L2) + GEMM per group.
-// The bias / residual / activation epilogue runs in the GEMM write-back.
+// 2-D convs whose padded width wastes at most 1/8 on the padded-width path
+// (stride phase planes, B rows are contiguous runs); everything else im2col.
+// B panels are packed per KC block on demand by the GEMM driver (BPacker).
+// Work is split in column chunks (row blocks for small maps), ~4 tasks per
+// thread. The bias / residual / activation epilogue runs in the GEMM
+// write-back (in registers on AVX2).
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
