@@ -135,3 +135,75 @@ def test_depthwise3x3_widths(isa, rng, w_in, stride, pads):
     np.testing.assert_array_equal(
         np.isnan(got), np.isnan(run_op("Conv", [xn, w, b], attrs, isa="scalar"))
     )
+
+
+# Work-split and in-register epilogue paths of the im2col / 1x1 GEMM conv at awkward sizes
+# (channels 1, 3, 7, 17, 33; maps 1, 5, 13): column chunks shared out over threads, the row-
+# block split with one shared packed im2col (few columns, many output channels), edge tiles.
+SPLIT_CASES = [
+    ((1, 1, 5, 5), (7, 1, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((1, 3, 13, 13), (17, 3, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 7, 13, 13), (33, 7, 1, 1), {}),
+    ((1, 33, 1, 1), (17, 33, 1, 1), {}),
+    ((1, 33, 5, 5), (64, 33, 3, 3), {"pads": [1, 1, 1, 1]}),  # row-block split, im2col shared
+    ((1, 33, 13, 13), (96, 33, 1, 1), {}),  # row-block split, 1x1
+    ((1, 17, 13, 13), (33, 17, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ((2, 8, 13, 13), (16, 4, 3, 3), {"group": 2, "pads": [1, 0, 0, 1]}),
+    ((1, 17, 13, 13), (17, 1, 3, 3), {"group": 17, "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ((1, 16, 40, 40), (33, 16, 3, 3), {"pads": [1, 1, 1, 1]}),  # several column chunks
+    ((2, 32, 9, 9), (96, 32, 3, 3), {"pads": [1, 1, 1, 1]}),  # batch 2, row-block split
+    # stride 1 on maps at least 8 (k-1)*dilation wide: the padded-width path
+    ((1, 7, 9, 33), (17, 7, 3, 3), {"pads": [1, 0, 2, 1]}),
+    ((1, 5, 11, 40), (9, 5, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ((2, 6, 16, 17), (12, 3, 3, 3), {"group": 2, "pads": [1, 1, 1, 1]}),
+    ((1, 3, 50), (5, 3, 3), {"pads": [1, 1]}),  # 1-D
+    ((1, 33, 20, 20), (1, 33, 3, 3), {}),  # one output channel, no padding
+    # strided: the padded width split into stride phase planes
+    ((1, 5, 17, 29), (7, 5, 3, 3), {"strides": [2, 2], "dilations": [2, 2], "pads": [2, 1, 1, 2]}),
+    ((1, 3, 20, 45), (9, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
+    ((1, 8, 12, 36), (6, 8, 1, 1), {"strides": [3, 3]}),
+    ((1, 4, 15, 40), (5, 4, 3, 2), {"strides": [1, 2], "pads": [1, 0, 0, 1]}),
+]
+
+
+@pytest.mark.parametrize("act", list(ACTS))
+@pytest.mark.parametrize("xs,ws,attrs", SPLIT_CASES)
+def test_fused_conv_split_paths(isa, rng, act, xs, ws, attrs):
+    x, w, b = randn(rng, *xs), randn(rng, *ws), randn(rng, ws[0])
+    conv = ref_conv(x, w, b, **_ref_attrs(attrs))
+    z = randn(rng, *conv.shape)
+    fn, params = ACTS[act]
+    fattrs = dict(attrs, activation=act)
+    if params:
+        fattrs["activation_params"] = params
+    # float32 sums of up to 297 products against float64: 1e-4 relative, 1e-4 absolute
+    for threads in (1, 2):
+        for inputs, ref in (([x, w, b, z], conv + z), ([x, w, b], conv)):
+            got = run_op("infopt.FusedConv", inputs, fattrs, isa=isa, threads=threads, const=(1, 2))
+            assert_close(got, fn(ref), rtol=1e-4, atol=1e-4)
+            if isa != "scalar":
+                # same sums in float32, FMA against separate multiply-add: outputs reach ~30
+                # with cancellation, so 1e-5 relative and 5e-5 absolute
+                scalar = run_op("infopt.FusedConv", inputs, fattrs, isa="scalar", const=(1, 2))
+                assert_close(got, scalar.astype(np.float64), rtol=1e-5, atol=5e-5)
+
+
+@pytest.mark.parametrize("act", ["", "Relu", "Clip"])
+def test_fused_conv_epilogue_nan(isa, act):
+    # NaN and inf from the input and from the residual survive the in-register epilogue as in
+    # the scalar one (Relu and Clip keep NaN).
+    rng = np.random.default_rng(7)
+    x, w, b = randn(rng, 1, 16, 6, 8), randn(rng, 24, 16, 1, 1), randn(rng, 24)
+    z = randn(rng, 1, 24, 6, 8)
+    x[0, 3, 2, 5] = np.nan
+    x[0, 5, 0, 0] = np.inf
+    z[0, 7, 1, 1] = np.nan
+    z[0, 9, 4, 3] = -np.inf
+    attrs = {"activation": act}
+    if act == "Clip":
+        attrs["activation_params"] = [-1.0, 2.0]
+    got = run_op("infopt.FusedConv", [x, w, b, z], attrs, isa=isa, threads=2, const=(1, 2))
+    want = run_op("infopt.FusedConv", [x, w, b, z], attrs, isa="scalar", const=(1, 2))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).any()
+    np.testing.assert_allclose(got[~np.isnan(got)], want[~np.isnan(want)], rtol=1e-5, atol=1e-5)

@@ -107,6 +107,26 @@ def test_concat(rng, dtype, axis):
     )
 
 
+# Large enough (> 256 KiB) for the threaded copies: a batch-1 channel concat of feature maps
+# (few rows, copies cut into pieces, odd sizes so pieces end mid-row) and many small rows.
+@pytest.mark.parametrize(
+    "shapes,axis",
+    [
+        ([(1, 64, 55, 55), (1, 64, 55, 55)], 1),
+        ([(1, 33, 57, 31), (1, 7, 57, 31), (1, 1, 57, 31), (1, 129, 57, 31)], 1),
+        ([(2, 17, 45, 45), (2, 5, 45, 45)], 1),
+        ([(5000, 7), (5000, 9), (5000, 1)], 1),
+        ([(3, 40000), (4, 40000)], 0),
+    ],
+)
+def test_concat_large(rng, shapes, axis):
+    xs = [randn(rng, *s) for s in shapes]
+    for threads in (1, 2):
+        np.testing.assert_array_equal(
+            run_op("Concat", xs, {"axis": axis}, threads=threads), np.concatenate(xs, axis=axis)
+        )
+
+
 def test_concat_errors():
     with pytest.raises(ValueError, match="axis"):
         run_op("Concat", [np.ones(2, np.float32)])

@@ -126,21 +126,27 @@ void pack_b_block(const Matrix& B, int64_t k0, int64_t kc, int64_t j0, int64_t n
 // Serial blocked GEMM on the C block rows [m0, m1) x cols [n0, n1).
 void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
                 const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed,
-                const PackedB* packed_b) {
+                const PackedB* packed_b, const BPacker* packer = nullptr) {
+  if (packer) packed_b = nullptr;
   const int mr = v.mr, nr = v.nr;
   const int64_t MC = kMC / mr * mr, NC = kNC / nr * nr;
   float* bp_scratch = packed_b ? nullptr : scratch_floats(0, static_cast<size_t>(kKC * NC));
   float* ap = packed ? nullptr : scratch_floats(1, static_cast<size_t>(kKC * MC));
   alignas(64) float tile[16 * 16];
+  const bool simple_ep = v.ukernel_ep && simple_epilogue(ep);
 
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool first = pc == 0, last = pc + kc >= K;
+      const bool fused_ep = last && simple_ep;
       const float* bp;
       if (packed_b) {
         bp = packed_b->block(pc, jc, kc);
+      } else if (packer) {
+        packer->fill(packer->ctx, pc, kc, jc, nc, bp_scratch);
+        bp = bp_scratch;
       } else {
         pack_b_block(B, pc, kc, jc, nc, nr, bp_scratch);
         bp = bp_scratch;
@@ -161,6 +167,10 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
             const int64_t m = std::min<int64_t>(mr, mc - ir);
             float* c = C + (ic + ir) * ldc + (jc + jr);
             const float* app = apb + ir * kc;
+            if (fused_ep && n == nr && (m == mr || (m <= 4 && v.ukernel_small))) {
+              v.ukernel_ep(m, kc, app, bpp, c, ldc, !first, ep, ic + ir, jc + jr);
+              continue;
+            }
             if (m == mr && n == nr) {
               v.ukernel(kc, app, bpp, c, ldc, !first);
             } else if (n == nr && m <= 4 && v.ukernel_small) {
@@ -182,6 +192,21 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
 }
 
 }  // namespace
+
+void sgemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
+                 const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed,
+                 const PackedB* packed_b, const BPacker* packer) {
+  if (m0 >= m1 || n0 >= n1) return;
+  if (packed && (packed->variant != &v || m0 % v.mr || m1 > packed->M || packed->K != K)) {
+    throw std::invalid_argument("sgemm_block: packed A does not match the variant, rows or K");
+  }
+  if (K <= 0) {
+    for (int64_t i = m0; i < m1; ++i) std::memset(C + i * ldc + n0, 0, sizeof(float) * (n1 - n0));
+    v.epilogue(C + m0 * ldc + n0, ldc, m1 - m0, n1 - n0, m0, n0, ep);
+    return;
+  }
+  gemm_block(v, m0, m1, n0, n1, K, A, B, C, ldc, ep, packed, packed_b, packer);
+}
 
 PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A) {
   PackedA p;

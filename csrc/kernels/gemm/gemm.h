@@ -61,6 +61,15 @@ using ActivationFn = void (*)(float* x, int64_t n, const Activation& act);
 using UKernelSmall = void (*)(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                               bool accumulate);
 
+// A full mr x nr tile with the epilogue applied in registers before the one
+// store, for a "simple" epilogue (see simple_epilogue): without it a tile is
+// stored, re-read by the epilogue and stored again, which costs as much as
+// the arithmetic when K is small (1x1 convs with K = 16..64). m rows (mr, or
+// <= 4 where ukernel_small exists) of a full nr-wide panel; (i0, j0) is the
+// tile's place in the full C. May be null.
+using UKernelEp = void (*)(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
+                           const Epilogue& ep, int64_t i0, int64_t j0);
+
 struct Variant {
   const char* name;
   Isa isa;
@@ -69,7 +78,16 @@ struct Variant {
   EpilogueFn epilogue;
   ActivationFn activation;
   UKernelSmall ukernel_small;
+  UKernelEp ukernel_ep = nullptr;
 };
+
+// The epilogues a UKernelEp handles: alpha 1, bias constant along a row (per-
+// output-channel, cs 0) or absent, residual contiguous along a row or absent,
+// activation None, Relu or Clip.
+inline bool simple_epilogue(const Epilogue& ep) {
+  return ep.alpha == 1.f && (!ep.bias.ptr || ep.bias.cs == 0) && (!ep.residual.ptr || ep.residual.cs == 1) &&
+         (ep.act.kind == Act::None || ep.act.kind == Act::Relu || ep.act.kind == Act::Clip);
+}
 
 // Every compiled-in variant (dispatch, tests and benchmarks use this table).
 const std::vector<const Variant*>& variants();
@@ -120,6 +138,23 @@ PackedB pack_b(const Variant& v, int64_t K, int64_t N, Matrix B);
 // `packed_b` replaces B.
 void sgemm(const Variant& v, int64_t M, int64_t N, int64_t K, Matrix A, Matrix B, float* C, int64_t ldc,
            const Epilogue& ep, ThreadPool* pool, const PackedA* packed = nullptr, const PackedB* packed_b = nullptr);
+
+// B produced on demand (Conv's im2col): fill(ctx, k0, kc, j0, nc, dst) writes rows [k0, k0+kc)
+// x columns [j0, j0+nc) in packed-B panel layout (panels of nr columns, each kc x nr, the last
+// zero-padded), like the driver's own packing, just before the block is used, so the panels are
+// still in L1/L2 when the micro-kernel reads them.
+struct BPacker {
+  void (*fill)(const void* ctx, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* dst) = nullptr;
+  const void* ctx = nullptr;
+};
+
+// Serial blocked GEMM on the block rows [m0, m1) x columns [n0, n1) of the
+// same problem (callers that partition the work themselves, e.g. Conv). m0
+// must be a multiple of v.mr when `packed` is given. `packer`, when given,
+// replaces B (and `packed_b`).
+void sgemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
+                 const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed = nullptr,
+                 const PackedB* packed_b = nullptr, const BPacker* packer = nullptr);
 
 // Variants defined in the per-ISA files.
 const Variant& scalar_variant();

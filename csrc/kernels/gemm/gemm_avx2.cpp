@@ -16,7 +16,45 @@ namespace isa_avx2 {
 
 constexpr int MR = 6, NR = 16;
 
-void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+// One 16-wide row of a tile: adds the old C (accumulate), then, with an
+// epilogue, the row's bias, the residual and the activation, and stores.
+// Relu and Clip keep NaN as the scalar epilogue does: max/min return their
+// second operand when either is NaN.
+template <bool EP>
+inline void finish_row(float* p, __m256 lo, __m256 hi, bool accumulate, const Epilogue* ep, int64_t row,
+                       int64_t j0) {
+  if (accumulate) {
+    lo = _mm256_add_ps(lo, _mm256_loadu_ps(p));
+    hi = _mm256_add_ps(hi, _mm256_loadu_ps(p + 8));
+  }
+  if constexpr (EP) {
+    if (ep->bias.ptr) {
+      const __m256 bv = _mm256_set1_ps(ep->bias.scale * ep->bias.ptr[row * ep->bias.rs]);
+      lo = _mm256_add_ps(lo, bv);
+      hi = _mm256_add_ps(hi, bv);
+    }
+    if (ep->residual.ptr) {
+      const float* rp = ep->residual.ptr + row * ep->residual.rs + j0;
+      lo = _mm256_add_ps(lo, _mm256_loadu_ps(rp));
+      hi = _mm256_add_ps(hi, _mm256_loadu_ps(rp + 8));
+    }
+    if (ep->act.kind == Act::Relu) {
+      const __m256 z = _mm256_setzero_ps();
+      lo = _mm256_max_ps(z, lo);
+      hi = _mm256_max_ps(z, hi);
+    } else if (ep->act.kind == Act::Clip) {
+      const __m256 l = _mm256_set1_ps(ep->act.p0), u = _mm256_set1_ps(ep->act.p1);
+      lo = _mm256_min_ps(u, _mm256_max_ps(l, lo));
+      hi = _mm256_min_ps(u, _mm256_max_ps(l, hi));
+    }
+  }
+  _mm256_storeu_ps(p, lo);
+  _mm256_storeu_ps(p + 8, hi);
+}
+
+template <bool EP>
+void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
+                 const Epilogue* ep, int64_t i0, int64_t j0) {
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
   __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -50,26 +88,23 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
     a += MR;
     b += NR;
   }
-  auto store = [&](float* p, __m256 lo, __m256 hi) {
-    if (accumulate) {
-      lo = _mm256_add_ps(lo, _mm256_loadu_ps(p));
-      hi = _mm256_add_ps(hi, _mm256_loadu_ps(p + 8));
-    }
-    _mm256_storeu_ps(p, lo);
-    _mm256_storeu_ps(p + 8, hi);
-  };
-  store(c + 0 * ldc, c00, c01);
-  store(c + 1 * ldc, c10, c11);
-  store(c + 2 * ldc, c20, c21);
-  store(c + 3 * ldc, c30, c31);
-  store(c + 4 * ldc, c40, c41);
-  store(c + 5 * ldc, c50, c51);
+  finish_row<EP>(c + 0 * ldc, c00, c01, accumulate, ep, i0 + 0, j0);
+  finish_row<EP>(c + 1 * ldc, c10, c11, accumulate, ep, i0 + 1, j0);
+  finish_row<EP>(c + 2 * ldc, c20, c21, accumulate, ep, i0 + 2, j0);
+  finish_row<EP>(c + 3 * ldc, c30, c31, accumulate, ep, i0 + 3, j0);
+  finish_row<EP>(c + 4 * ldc, c40, c41, accumulate, ep, i0 + 4, j0);
+  finish_row<EP>(c + 5 * ldc, c50, c51, accumulate, ep, i0 + 5, j0);
+}
+
+void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+  kernel_6x16<false>(kc, a, b, c, ldc, accumulate, nullptr, 0, 0);
 }
 
 // m <= 4 rows of a 16-wide panel; k unrolled by two with separate
 // accumulators so the FMA chains overlap while B streams from memory.
-template <int M>
-void small_rows(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
+template <int M, bool EP = false>
+void small_rows(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
+                const Epilogue* ep = nullptr, int64_t i0 = 0, int64_t j0 = 0) {
   __m256 lo[M], hi[M], lo2[M], hi2[M];
   for (int i = 0; i < M; ++i) lo[i] = hi[i] = lo2[i] = hi2[i] = _mm256_setzero_ps();
   int64_t k = 0;
@@ -97,14 +132,8 @@ void small_rows(int64_t kc, const float* a, const float* b, float* c, int64_t ld
     }
   }
   for (int i = 0; i < M; ++i) {
-    __m256 l = _mm256_add_ps(lo[i], lo2[i]), h = _mm256_add_ps(hi[i], hi2[i]);
-    float* p = c + i * ldc;
-    if (accumulate) {
-      l = _mm256_add_ps(l, _mm256_loadu_ps(p));
-      h = _mm256_add_ps(h, _mm256_loadu_ps(p + 8));
-    }
-    _mm256_storeu_ps(p, l);
-    _mm256_storeu_ps(p + 8, h);
+    finish_row<EP>(c + i * ldc, _mm256_add_ps(lo[i], lo2[i]), _mm256_add_ps(hi[i], hi2[i]), accumulate, ep, i0 + i,
+                   j0);
   }
 }
 
@@ -117,12 +146,24 @@ void ukernel_small(int64_t m, int64_t kc, const float* a, const float* b, float*
   }
 }
 
+// m == MR or m <= 4 rows of a full 16-wide panel, epilogue in registers.
+void ukernel_ep(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
+                const Epilogue& ep, int64_t i0, int64_t j0) {
+  switch (m) {
+    case 1: return small_rows<1, true>(kc, a, b, c, ldc, accumulate, &ep, i0, j0);
+    case 2: return small_rows<2, true>(kc, a, b, c, ldc, accumulate, &ep, i0, j0);
+    case 3: return small_rows<3, true>(kc, a, b, c, ldc, accumulate, &ep, i0, j0);
+    case 4: return small_rows<4, true>(kc, a, b, c, ldc, accumulate, &ep, i0, j0);
+    default: return kernel_6x16<true>(kc, a, b, c, ldc, accumulate, &ep, i0, j0);
+  }
+}
+
 }  // namespace isa_avx2
 
 const Variant& avx2_variant() {
   static const Variant v{"infopt_f32_gemm__avx2_6x16", Isa::Avx2, isa_avx2::MR, isa_avx2::NR,
                          isa_avx2::ukernel_6x16, isa_avx2::apply_epilogue, isa_avx2::apply_activation,
-                         isa_avx2::ukernel_small};
+                         isa_avx2::ukernel_small, isa_avx2::ukernel_ep};
   return v;
 }
 
