@@ -1,9 +1,9 @@
 // A small fork-join pool owned by one Program. The calling thread takes part
 // in the work. Nested calls and calls made while another thread holds the
 // pool run serially in the caller, so concurrent run()s never oversubscribe
-// the cores and can never deadlock. Idle workers spin for a short while before
-// they sleep: a plan's parallel ops come microseconds apart, and waking a
-// sleeping thread costs tens of microseconds, as much as a small op itself.
+// the cores and can never deadlock. Idle workers may poll for a while before
+// they sleep (INFOPT_SPIN_US, off by default); the owner notifies only when a
+// worker sleeps.
 #pragma once
 #include <atomic>
 #include <condition_variable>
