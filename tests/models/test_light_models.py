@@ -45,3 +45,18 @@ def test_compile_time_per_light_model_is_recorded():
         assert report.nodes_after <= report.nodes_before
         assert time.perf_counter() - start < 30
     assert np.isfinite(report.seconds)
+
+
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_onnx_target_is_plain_onnx_and_matches(name, tmp_path):
+    """-O2 --target onnx: standard ops only, onnx.checker's full check, same outputs."""
+    import onnx
+
+    path = random_weight_model(name, seed=11)
+    compiled, _ = infopt.compile(path, level=2, target="onnx")
+    out = tmp_path / f"{name}.onnx"
+    infopt.save(compiled, out)
+    onnx.checker.check_model(str(out), full_check=True)  # by path: no 2 GiB proto copy
+    assert all(n.domain in ("", "ai.onnx") for n in compiled.graph.nodes)
+    feeds = random_feeds(compiled, seed=3)
+    assert relative_l2(ort_run(path, feeds)[0], ort_run(out, feeds)[0]) <= RTOL
