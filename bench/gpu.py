@@ -375,7 +375,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("TRITON_INTERPRET", None)
     if not dry:
         os.environ.setdefault("INFOPT_CUDA_PRECISION", "tf32")  # torch runs tf32 too
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+    try:  # the installed package; a bare source checkout falls back to its python/ folder
+        import infopt._C  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
     from infopt.runtime.cuda import cuda_unavailable_reason
 
     reason = cuda_unavailable_reason()
