@@ -33,13 +33,55 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = ["resnet50", "densenet121", "inception_v1", "squeezenet", "minilm:1x128", "minilm:8x128"]
+MODELS = [
+    "resnet50",
+    "densenet121",
+    "inception_v1",
+    "squeezenet",
+    "minilm:1x128",
+    "minilm:8x128",
+    "tiny",
+]
+
+
+def tiny_model(folder: Path) -> Path:
+    """Three small MatMul + Add layers ([1, 16] through 16x16 weights): per-call overhead."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(0)
+    nodes, inits, x = [], [], "x"
+    for i in range(3):
+        w = numpy_helper.from_array(rng.standard_normal((16, 16)).astype(np.float32), f"w{i}")
+        b = numpy_helper.from_array(rng.standard_normal(16).astype(np.float32), f"b{i}")
+        inits += [w, b]
+        nodes += [
+            helper.make_node("MatMul", [x, f"w{i}"], [f"m{i}"]),
+            helper.make_node("Add", [f"m{i}", f"b{i}"], [f"y{i}"]),
+        ]
+        x = f"y{i}"
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 16])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / "tiny_matmul_add.onnx"
+    save(model, path)
+    return path
 
 
 def model_and_feeds(spec: str):
-    """(path of the original model, feeds) for a light model name or ``minilm:BxS``."""
+    """(path of the original model, feeds) for a light model name, ``minilm:BxS`` or ``tiny``."""
     from infopt.testing.models import random_weight_model
 
+    if spec == "tiny":
+        from infopt.testing.models import cache_dir
+
+        path = tiny_model(cache_dir())
+        return path, {"x": np.random.default_rng(1).standard_normal((1, 16)).astype(np.float32)}
     if spec.startswith("minilm"):
         from infopt.testing import hf_models
 
@@ -248,7 +290,7 @@ def main() -> None:
                 f" (compile+run in one process {mem[2]:.0f} MB)"
             )
         print(
-            f"{spec:<14} infopt {med['infopt'] * 1e3:8.2f} ms  onnxruntime {med['ort'] * 1e3:8.2f}"
+            f"{spec:<14} infopt {med['infopt'] * 1e3:8.3f} ms  onnxruntime {med['ort'] * 1e3:8.3f}"
             f" ms  ratio {ratio:.2f}  {gflops:5.1f} GFLOP/s ({gflops / peak:.0%} of peak)"
             f"{mem_text}  relL2 {err:.1e}  fallback {ours.fallback_ops or 'none'}"
         )
