@@ -252,7 +252,7 @@ def main() -> None:
             budget_s=90,
         )
         ratio = med["infopt"] / med["ort"]
-        ratios.append(ratio)
+        ratios.append((spec, ratio))
         gflops = flops(infopt.load(path), feeds) / med["infopt"] / 1e9
         mem = (None, None, None)
         if not args.no_memory:
@@ -294,8 +294,11 @@ def main() -> None:
             f" ms  ratio {ratio:.2f}  {gflops:5.1f} GFLOP/s ({gflops / peak:.0%} of peak)"
             f"{mem_text}  relL2 {err:.1e}  fallback {ours.fallback_ops or 'none'}"
         )
-    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
-    print(f"geometric-mean latency ratio infopt/onnxruntime: {geo:.2f}")
+    # the goal is over the real models; the tiny model measures per-call overhead
+    real = [r for spec, r in ratios if spec != "tiny"]
+    if real:
+        geo = math.exp(sum(math.log(r) for r in real) / len(real))
+        print(f"geometric-mean latency ratio infopt/onnxruntime (real models): {geo:.2f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
