@@ -23,8 +23,13 @@ def time_blocks(
     per_block: int = 3,
     warmup: int = 2,
     budget_s: float = 60.0,
+    settle_s: float = 0.05,
 ) -> dict[str, float]:
-    """Median seconds per call of each runner, measured in alternating blocks."""
+    """Median seconds per call of each runner, measured in alternating blocks.
+
+    Each block starts with untimed runs for ``settle_s`` (at least one): the previous runner's
+    thread pool may still be spinning on the cores (onnxruntime's does by default), which would
+    otherwise be charged to the first timed runs of whoever comes next."""
     for run in runners.values():
         for _ in range(warmup):
             run()
@@ -32,6 +37,10 @@ def time_blocks(
     start = time.perf_counter()
     for _ in range(blocks):
         for name, run in runners.items():
+            settle_until = time.perf_counter() + settle_s
+            run()
+            while time.perf_counter() < settle_until:
+                run()
             for _ in range(per_block):
                 t = time.perf_counter()
                 run()
