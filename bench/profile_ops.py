@@ -5,7 +5,7 @@
     python bench/profile_ops.py minilm:1x128
 
 infopt runs its -O2 compilation, onnxruntime the original at ORT_ENABLE_ALL (as in
-``cpu_models.py``), one run each in turn. Each op type's figure is the median over runs of its
+``cpu_models.py``), a block of runs each. Each op type's figure is the median over runs of its
 per-run total, in ms; op names differ between the two (infopt's fused ops vs onnxruntime's own
 fusions), so read the two columns as two rankings side by side.
 """
@@ -67,8 +67,11 @@ def main() -> None:
             per_op[op] += seconds
         for op, seconds in per_op.items():
             ours_ops[op].append(seconds)
-        theirs.run(None, feeds)
     program.set_profiling(False)
+    # a block of each, not alternate runs: a pool still spinning after one runtime's run would
+    # otherwise be charged to the other's next run
+    for _ in range(args.runs):
+        theirs.run(None, feeds)
 
     events = json.load(open(theirs.end_profiling()))
     runs = [

@@ -22,7 +22,7 @@ from onnx import AttributeProto, FunctionProto, GraphProto, ModelProto, TensorPr
 from ..errors import InputError, ModelError, UnsupportedOpError
 from .graph import Attr, Function, Graph, Model, Node, Tensor, Value
 from .serde_lazy import LazyTensor, ModelFile, read_stripped
-from .types import from_numpy_dtype, to_numpy_dtype
+from .types import from_numpy_dtype, is_unknown_dim, to_numpy_dtype
 
 # Models whose tensors exceed this are saved with external data (protobuf's hard limit is 2 GiB).
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -718,16 +718,12 @@ def infer_types(model: Model) -> int:
     return changed
 
 
-def _unknown_dim(dim) -> bool:
-    return dim is None or (isinstance(dim, str) and dim.startswith("unk__"))
-
-
 def _merge_dims(old, new):
     """``new`` dims, except where inference knows nothing (None or a fresh ``unk__N``) and the
     value already had a dim there: a dim a pass proved stays, and re-running is stable."""
     if old is None or len(old) != len(new):
         return new
-    return tuple(o if _unknown_dim(n) else n for o, n in zip(old, new, strict=True))
+    return tuple(o if is_unknown_dim(n) else n for o, n in zip(old, new, strict=True))
 
 
 def inline_functions(model: Model) -> Model:

@@ -144,6 +144,14 @@ class ShapeValue:
         return all(isinstance(e, (int, bool, np.bool_)) for e in self.elems)
 
 
+def _array_value(arr: np.ndarray) -> ShapeValue | None:
+    """A small integer or bool array (rank <= 1) as a ShapeValue; None for anything else."""
+    if arr.ndim > 1 or arr.size > MAX_ELEMENTS or arr.dtype.kind not in "iub":
+        return None
+    kind = bool if arr.dtype.kind == "b" else int
+    return ShapeValue(tuple(kind(x) for x in arr.reshape(-1)), arr.ndim)
+
+
 class SymbolicShapes:
     """Shapes and small values of every value in ``graph``'s main body."""
 
@@ -183,18 +191,13 @@ class SymbolicShapes:
             # the tensor's shape is known without loading it; only small ones are read
             self.shapes[id(v)] = tuple(int(d) for d in v.const.shape)
             if len(v.const.shape) <= 1 and v.const.size <= MAX_ELEMENTS:
-                self._record_array(v, v.const.numpy())
+                value = _array_value(v.const.numpy())
+                if value is not None:
+                    self.values[id(v)] = value
         else:
             shape = self._from_annotation(v)
             if shape is not None:
                 self.shapes[id(v)] = shape
-
-    def _record_array(self, v: Value, arr: np.ndarray) -> None:
-        if arr.ndim <= 1 and arr.size <= MAX_ELEMENTS:
-            if arr.dtype.kind in "iu":
-                self.values[id(v)] = ShapeValue(tuple(int(x) for x in arr.reshape(-1)), arr.ndim)
-            elif arr.dtype.kind == "b":
-                self.values[id(v)] = ShapeValue(tuple(bool(x) for x in arr.reshape(-1)), arr.ndim)
 
     # ----------------------------------------------------------------------- transfer -------
     def _visit(self, node: Node) -> None:
@@ -261,7 +264,7 @@ def _same(ctx: SymbolicShapes, node: Node):
 
 
 def _elementwise(ctx: SymbolicShapes, node: Node):
-    shapes = [s for s in ctx.ins(node)]
+    shapes = ctx.ins(node)
     if not shapes or any(s is None for s in shapes):
         return None
     return broadcast(shapes, ctx.fresh)
@@ -380,10 +383,6 @@ def _expand(ctx: SymbolicShapes, node: Node):
     return broadcast([x, target.elems], ctx.fresh)
 
 
-def _layer_norm(ctx: SymbolicShapes, node: Node):
-    return ctx.shape(node.inputs[0])
-
-
 def _slice(ctx: SymbolicShapes, node: Node):
     x = ctx.shape(node.inputs[0])
     if x is None or len(node.inputs) < 3:
@@ -407,10 +406,6 @@ def _slice(ctx: SymbolicShapes, node: Node):
         else:
             out[a] = ctx.fresh()
     return tuple(out)
-
-
-def _shape_of_value(ctx: SymbolicShapes, node: Node):
-    return None  # the value rule records the shape
 
 
 def _constant_of_shape(ctx: SymbolicShapes, node: Node):
@@ -451,10 +446,8 @@ _SHAPE_RULES.update(
         "Reshape": _reshape,
         "Gather": _gather,
         "Expand": _expand,
-        "LayerNormalization": _layer_norm,
-        "SkipLayerNormalization": _layer_norm,
+        "LayerNormalization": _same,
         "Slice": _slice,
-        "Shape": _shape_of_value,
         "ConstantOfShape": _constant_of_shape,
         "Range": _range,
     }
@@ -559,8 +552,10 @@ def _div(a, b):
     if isinstance(a, bool) or isinstance(b, bool):
         return None
     if isinstance(a, int) and isinstance(b, int):
-        # ONNX integer Div truncates toward zero
-        return None if b == 0 else int(a / b) if (a < 0) != (b < 0) else a // b
+        if b == 0:
+            return None
+        q = abs(a) // abs(b)  # ONNX integer Div truncates toward zero
+        return q if (a < 0) == (b < 0) else -q
     return floordiv(a, b) if _nonneg(a) and _nonneg(b) else None
 
 
@@ -587,10 +582,7 @@ def _val_constant(ctx: SymbolicShapes, node: Node):
         attr = node.attr(key)
         if attr is not None:
             arr = attr.numpy() if hasattr(attr, "numpy") else np.asarray(attr, dtype=np.int64)
-            if arr.ndim > 1 or arr.size > MAX_ELEMENTS or arr.dtype.kind not in "iub":
-                return None
-            kind = bool if arr.dtype.kind == "b" else int
-            return ShapeValue(tuple(kind(x) for x in arr.reshape(-1)), arr.ndim)
+            return _array_value(arr)
     return None
 
 

@@ -48,6 +48,11 @@ def from_numpy_dtype(dtype: np.dtype) -> int:
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
 
+def is_unknown_dim(dim: Dim) -> bool:
+    """No information: None, or a fresh ``unk__N`` symbol from ONNX's shape inference."""
+    return dim is None or (isinstance(dim, str) and dim.startswith("unk__"))
+
+
 def is_static(shape: Shape | None) -> bool:
     return shape is not None and all(isinstance(d, int) for d in shape)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..ir import Model
 from ..ir.serde import infer_types
 from ..ir.symbolic import Sym, SymbolicShapes
+from ..ir.types import is_unknown_dim
 from .base import Pass, PassResult
 
 
@@ -32,10 +33,6 @@ class InferShapes(Pass):
         )
 
 
-def _unknown(dim) -> bool:
-    return dim is None or (isinstance(dim, str) and dim.startswith("unk__"))
-
-
 def refine_symbolic_dims(model: Model) -> int:
     """Write provable symbolic dims over the unknown ones; returns how many values changed."""
     shapes = SymbolicShapes(model.graph)
@@ -47,7 +44,7 @@ def refine_symbolic_dims(model: Model) -> int:
                 continue
             dims = list(v.shape)
             for i, (old, d) in enumerate(zip(v.shape, new, strict=True)):
-                if not _unknown(old):
+                if not is_unknown_dim(old):
                     continue
                 if isinstance(d, int) or (isinstance(d, Sym) and "?" not in str(d)):
                     text = d if isinstance(d, int) else str(d)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Model, Node, Tensor, Value
-from ..ir.symbolic import Sym, SymbolicShapes
+from ..ir.symbolic import SymbolicShapes
 from ..runtime.fallback import NONDETERMINISTIC_OPS
 from .base import Pass, PassResult
 from .fold_constants import replace_with_constant
@@ -36,16 +36,12 @@ def reshape_target(x_shape, target, allowzero: int) -> list[int] | None:
     out: list[int] = []
     for i, want in enumerate(target):
         if isinstance(want, int):
-            if want == -1 and -1 in out:
-                return None
             out.append(int(want))
         elif not allowzero and i < len(x_shape) and x_shape[i] == want:
             out.append(0)
-        elif -1 not in out and -1 not in [t for t in target if isinstance(t, int)]:
-            out.append(-1)
         else:
-            return None
-    return out
+            out.append(-1)  # "whatever is left": possible for one dim only
+    return out if out.count(-1) <= 1 else None
 
 
 class ResolveDynamicShapes(Pass):
@@ -135,8 +131,6 @@ def _bypass_if_same_shape(graph, node: Node, shapes: SymbolicShapes) -> bool:
         return False
     if graph.is_graph_output(out) or x.dtype != out.dtype:
         return False
-    if any(not isinstance(d, (int, Sym)) for d in x_shape):
-        return False
     out.replace_all_uses_with(x)
     graph.remove_node(node)
     return True
@@ -194,7 +188,16 @@ def cancel_reshape_sandwich(graph, outer: Node, shapes: SymbolicShapes) -> bool:
     nodes, entry = found
     inner = entry.producer
     x = inner.inputs[0]
-    if shapes.shape(x) is None or shapes.shape(x) != shapes.shape(out) or x.dtype != out.dtype:
+    x_shape = shapes.shape(x)
+    if x_shape is None or x_shape != shapes.shape(out) or x.dtype != out.dtype:
+        return False
+    # a one-element constant of higher rank than x would now broadcast f's result up a rank
+    if any(
+        v.const is not None and len(v.const.shape) > len(x_shape)
+        for n in nodes
+        for v in n.inputs
+        if v is not None
+    ):
         return False
     inside = {id(n) for n in nodes}
     for n in nodes:
@@ -213,7 +216,7 @@ def cancel_reshape_sandwich(graph, outer: Node, shapes: SymbolicShapes) -> bool:
                 n.set_input(i, x)
         # the region's values now have x's shape: keep both the IR and the analysis truthful
         n.outputs[0].shape = x.shape
-        shapes.shapes[id(n.outputs[0])] = shapes.shape(x)
+        shapes.shapes[id(n.outputs[0])] = x_shape
     out.replace_all_uses_with(x2)
     graph.remove_node(outer)
     if not entry.uses and not graph.is_graph_output(entry):

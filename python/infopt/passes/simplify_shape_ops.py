@@ -75,15 +75,17 @@ def _transpose_rewrite(m: Match, b):
     return b.op("Transpose", m["x"], perm=perm)
 
 
-def _axes(m: Match, node: str, key: str, rank: int | None) -> list[int] | None:
-    n = m.node(node)
-    if m.values.get(key) is not None:
-        arr = m.const(key)
-        if arr is None:
+def _known_axes(node: Node, rank: int | None) -> list[int] | None:
+    """Sorted axes of a Squeeze/Unsqueeze (constant axes input or attribute), negative ones
+    normalised with ``rank``; None when they are not known (or the input is overridable)."""
+    if len(node.inputs) > 1 and node.inputs[1] is not None:
+        v = node.inputs[1]
+        graph_inputs = node.graph.inputs if node.graph is not None else []
+        if v.const is None or any(v is i for i in graph_inputs):
             return None
-        axes = [int(a) for a in arr.reshape(-1)]
+        axes = [int(a) for a in v.const.numpy().reshape(-1)]
     else:
-        axes = n.attr("axes")
+        axes = node.attr("axes")
         if axes is None:
             return None
         axes = [int(a) for a in axes]
@@ -98,8 +100,8 @@ def _squeeze_pair_check(m: Match) -> str | None:
     # Squeeze(Unsqueeze(x, a), a): both see rank r + len(a)
     outer = m.node("unsq").outputs[0]
     rank = None if outer.shape is None else len(outer.shape)
-    a1 = _axes(m, "unsq", "a1", rank)
-    a2 = _axes(m, "sq", "a2", rank)
+    a1 = _known_axes(m.node("unsq"), rank)
+    a2 = _known_axes(m.node("sq"), rank)
     if a1 is None or a2 is None or a1 != a2:
         return f"axes of %{outer.name} ({a1}) and its Squeeze ({a2}) differ or are unknown"
     return None
@@ -108,8 +110,8 @@ def _squeeze_pair_check(m: Match) -> str | None:
 def _unsqueeze_pair_check(m: Match) -> str | None:
     x = m["x"]
     rank = None if x.shape is None else len(x.shape)
-    a1 = _axes(m, "sq", "a1", rank)
-    a2 = _axes(m, "unsq", "a2", rank)
+    a1 = _known_axes(m.node("sq"), rank)
+    a2 = _known_axes(m.node("unsq"), rank)
     if a1 is None or a2 is None or a1 != a2:
         return f"axes of the Squeeze of %{x.name} ({a1}) and its Unsqueeze ({a2}) differ"
     return None
@@ -178,21 +180,8 @@ class SimplifyShapeOps(Pass):
 
 
 def _unsqueeze_axes(node: Node) -> list[int] | None:
-    """Normalised axes of an Unsqueeze whose axes are known (attribute or constant input)."""
-    out = node.outputs[0]
-    if len(node.inputs) > 1:
-        if node.inputs[1] is None or node.inputs[1].const is None:
-            return None
-        axes = [int(a) for a in node.inputs[1].const.numpy().reshape(-1)]
-    else:
-        axes = node.attr("axes")
-        if axes is None:
-            return None
-    if any(a < 0 for a in axes):
-        if out.shape is None:
-            return None
-        axes = [a % len(out.shape) for a in axes]
-    return sorted(int(a) for a in axes)
+    out = node.outputs[0].shape
+    return _known_axes(node, None if out is None else len(out))
 
 
 def compose_unsqueezes(graph: Graph) -> int:
@@ -208,7 +197,7 @@ def compose_unsqueezes(graph: Graph) -> int:
             continue
         mid = inner.outputs[0]
         readers = mid.consumers()
-        if not readers or graph.is_graph_output(mid):
+        if not readers or graph.is_graph_output(mid) or mid.shape is None:
             continue
         a = _unsqueeze_axes(inner)
         outer_axes = [_unsqueeze_axes(n) if n.op_type == "Unsqueeze" else None for n in readers]
@@ -217,10 +206,8 @@ def compose_unsqueezes(graph: Graph) -> int:
         if any(n.inputs[0] is not mid or mid in n.inputs[1:] for n in readers):
             continue
         for reader, b in zip(readers, outer_axes, strict=True):
-            rank = len(a) + len(b) + (len(mid.shape) - len(a) if mid.shape is not None else 0)
-            kept = [i for i in range(rank) if i not in b] if mid.shape is not None else None
-            if kept is None:
-                break
+            # the reader's output has mid's dims at the positions outside b, in order
+            kept = [i for i in range(len(mid.shape) + len(b)) if i not in b]
             axes = sorted(set(b) | {kept[i] for i in a})
             reader.set_input(0, inner.inputs[0])
             if len(reader.inputs) > 1:
