@@ -100,41 +100,55 @@ void ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t 
   kernel_6x16<false>(kc, a, b, c, ldc, accumulate, nullptr, 0, 0);
 }
 
-// m <= 4 rows of a 16-wide panel; k unrolled by two with separate
-// accumulators so the FMA chains overlap while B streams from memory.
+// m <= 4 rows of a 16-wide panel. With m <= 2, k is unrolled by two with
+// separate accumulators so that 8 FMA chains overlap (FMA latency x 2 ports)
+// while B streams from memory; with m = 3, 4 that would need 16+ accumulators
+// plus the B vectors, more than the 16 YMM registers, and the spills made the
+// 4-row tail of a 64-channel conv run at a quarter of the 6x16 kernel's rate:
+// one set of 6 or 8 accumulators already keeps the FMA ports busy.
 template <int M, bool EP = false>
 void small_rows(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
                 const Epilogue* ep = nullptr, int64_t i0 = 0, int64_t j0 = 0) {
-  __m256 lo[M], hi[M], lo2[M], hi2[M];
-  for (int i = 0; i < M; ++i) lo[i] = hi[i] = lo2[i] = hi2[i] = _mm256_setzero_ps();
+  // Named accumulators: with arrays GCC kept a stack copy of each one, stored every k step.
+  __m256 l0 = _mm256_setzero_ps(), h0 = l0, l1 = l0, h1 = l0, l2 = l0, h2 = l0, l3 = l0, h3 = l0;
   int64_t k = 0;
-  for (; k + 2 <= kc; k += 2) {
-    _mm_prefetch(reinterpret_cast<const char*>(b + 256), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 272), _MM_HINT_T0);
-    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    const __m256 b2 = _mm256_load_ps(b + 16), b3 = _mm256_load_ps(b + 24);
-    for (int i = 0; i < M; ++i) {
-      const __m256 a0 = _mm256_broadcast_ss(a + i), a1 = _mm256_broadcast_ss(a + MR + i);
-      lo[i] = _mm256_fmadd_ps(a0, b0, lo[i]);
-      hi[i] = _mm256_fmadd_ps(a0, b1, hi[i]);
-      lo2[i] = _mm256_fmadd_ps(a1, b2, lo2[i]);
-      hi2[i] = _mm256_fmadd_ps(a1, b3, hi2[i]);
+  if constexpr (M <= 2) {
+    __m256 m0 = l0, n0 = l0, m1 = l0, n1 = l0;  // odd k
+    for (; k + 2 <= kc; k += 2) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + 256), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 272), _MM_HINT_T0);
+      const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+      const __m256 b2 = _mm256_load_ps(b + 16), b3 = _mm256_load_ps(b + 24);
+      __m256 x = _mm256_broadcast_ss(a), y = _mm256_broadcast_ss(a + MR);
+      l0 = _mm256_fmadd_ps(x, b0, l0), h0 = _mm256_fmadd_ps(x, b1, h0);
+      m0 = _mm256_fmadd_ps(y, b2, m0), n0 = _mm256_fmadd_ps(y, b3, n0);
+      if constexpr (M > 1) {
+        x = _mm256_broadcast_ss(a + 1), y = _mm256_broadcast_ss(a + MR + 1);
+        l1 = _mm256_fmadd_ps(x, b0, l1), h1 = _mm256_fmadd_ps(x, b1, h1);
+        m1 = _mm256_fmadd_ps(y, b2, m1), n1 = _mm256_fmadd_ps(y, b3, n1);
+      }
+      a += 2 * MR;
+      b += 2 * NR;
     }
-    a += 2 * MR;
-    b += 2 * NR;
+    l0 = _mm256_add_ps(l0, m0), h0 = _mm256_add_ps(h0, n0);
+    l1 = _mm256_add_ps(l1, m1), h1 = _mm256_add_ps(h1, n1);
   }
-  if (k < kc) {
+#pragma GCC unroll 4
+  for (; k < kc; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + 128), _MM_HINT_T0);
     const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-    for (int i = 0; i < M; ++i) {
-      const __m256 a0 = _mm256_broadcast_ss(a + i);
-      lo[i] = _mm256_fmadd_ps(a0, b0, lo[i]);
-      hi[i] = _mm256_fmadd_ps(a0, b1, hi[i]);
-    }
+    __m256 x = _mm256_broadcast_ss(a);
+    l0 = _mm256_fmadd_ps(x, b0, l0), h0 = _mm256_fmadd_ps(x, b1, h0);
+    if constexpr (M > 1) x = _mm256_broadcast_ss(a + 1), l1 = _mm256_fmadd_ps(x, b0, l1), h1 = _mm256_fmadd_ps(x, b1, h1);
+    if constexpr (M > 2) x = _mm256_broadcast_ss(a + 2), l2 = _mm256_fmadd_ps(x, b0, l2), h2 = _mm256_fmadd_ps(x, b1, h2);
+    if constexpr (M > 3) x = _mm256_broadcast_ss(a + 3), l3 = _mm256_fmadd_ps(x, b0, l3), h3 = _mm256_fmadd_ps(x, b1, h3);
+    a += MR;
+    b += NR;
   }
-  for (int i = 0; i < M; ++i) {
-    finish_row<EP>(c + i * ldc, _mm256_add_ps(lo[i], lo2[i]), _mm256_add_ps(hi[i], hi2[i]), accumulate, ep, i0 + i,
-                   j0);
-  }
+  finish_row<EP>(c, l0, h0, accumulate, ep, i0, j0);
+  if constexpr (M > 1) finish_row<EP>(c + ldc, l1, h1, accumulate, ep, i0 + 1, j0);
+  if constexpr (M > 2) finish_row<EP>(c + 2 * ldc, l2, h2, accumulate, ep, i0 + 2, j0);
+  if constexpr (M > 3) finish_row<EP>(c + 3 * ldc, l3, h3, accumulate, ep, i0 + 3, j0);
 }
 
 void ukernel_small(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate) {
