@@ -8,13 +8,13 @@ runtime can run a ``.opt`` file. ``ensure_function`` adds the definition a node 
 from __future__ import annotations
 
 from ..ir import Model, Node
-from . import fused_conv, fused_ops
+from . import fused_conv, fused_ops, nchwc
 
 DOMAIN = "infopt"
 DOMAIN_VERSION = 1
 
 # op_type -> builder(model) -> ir.Function
-_BUILDERS = {**fused_conv.FUNCTIONS, **fused_ops.FUNCTIONS}
+_BUILDERS = {**fused_conv.FUNCTIONS, **fused_ops.FUNCTIONS, **nchwc.FUNCTIONS}
 
 
 def is_infopt_op(node: Node) -> bool:

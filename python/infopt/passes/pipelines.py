@@ -4,7 +4,8 @@
 pair removal, duplicate constants and subexpressions, dead code. -O2 adds the fusions (norms,
 GELU, attention, BatchNorm, Pad, and the Conv/Gemm/MatMul epilogues), ordered so that each
 feeds the next: BatchNorm folds into Conv before Conv takes its activation, GELU becomes one op
-before MatMul takes it as its epilogue.
+before MatMul takes it as its epilogue. For target cpu, -O2 then lays CNN regions out in NCHWc
+(``layout_nchwc``), after the conv fusions so that each conv carries its epilogue into it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ O2 = [
     "infer_shapes",
     "fuse_gemm_activation",
     "fuse_conv_activation",
+    "layout_nchwc",
     "eliminate_dead_code",
 ]
 O3 = O2
@@ -45,6 +47,20 @@ PIPELINES: dict[int, list[str]] = {0: [], 1: O1, 2: O2, 3: O3}
 # fusions): skip them there. Value: the opset from which the fused op is standard, else None.
 NOT_STANDARD_BELOW = {"fuse_attention": None, "fuse_gelu": 20}
 
+# Layouts only infopt's CPU runtime runs natively; cuda and onnx keep NCHW.
+CPU_ONLY = {"layout_nchwc"}
+
+
+def native_nchwc() -> bool:
+    """Whether the native CPU backend has the NCHWc kernels. Without them the layout would
+    only add reorders and send every convolution to the (slow) reference fallback, so target
+    cpu leaves ``layout_nchwc`` out."""
+    try:
+        from .. import _C
+    except ImportError:
+        return False
+    return "infopt.NchwcConv" in set(_C.native_ops())
+
 
 def pipeline(level: int, target: str = "cpu", opset: int | None = None) -> list[str]:
     """The pass names of ``-O<level>`` for ``target`` (a model of ``opset`` for target onnx)."""
@@ -53,6 +69,8 @@ def pipeline(level: int, target: str = "cpu", opset: int | None = None) -> list[
 
         raise InputError(f"unknown optimization level -O{level}; use 0 to 3")
     names = list(PIPELINES[level])
+    if target != "cpu" or not native_nchwc():
+        names = [n for n in names if n not in CPU_ONLY]
     if target == "onnx":
         for name, since in NOT_STANDARD_BELOW.items():
             if since is None or opset is None or opset < since:

@@ -15,6 +15,7 @@ from .fuse_gemm_activation import FuseGemmActivation
 from .fuse_layer_norm import FuseLayerNorm
 from .fuse_pad_conv import FusePadConv
 from .infer_shapes import InferShapes
+from .layout_nchwc import LayoutNchwc
 from .merge_initializers import MergeInitializers
 from .remove_identity import RemoveIdentity
 from .resolve_dynamic_shapes import ResolveDynamicShapes
@@ -40,6 +41,7 @@ PASSES: dict[str, type[Pass]] = {
         FuseAttention,
         FuseGemmActivation,
         FuseConvActivation,
+        LayoutNchwc,
     )
 }
 

@@ -19,6 +19,7 @@ from ..ir import Model, Node, Value, dtype_name, to_numpy_dtype
 from ..ops._body import ACTIVATIONS
 from ..ops.fused_conv import CONV_ATTRS, parse_op_name
 from ..ops.fused_ops import ACT_PREFIX, GEMM_ATTRS
+from ..ops.nchwc import parse_conv_name, pool_attrs
 from .fallback import NodeEvaluator, computable_ahead
 
 
@@ -218,7 +219,36 @@ def _split_act(op_type: str, stem: str) -> str | None:
     return rest or None
 
 
-def _infopt_step(node: Node) -> tuple[str, list[Value | None], dict[str, Any]]:
+_NCHWC_POOLS = {"NchwcMaxPool": "MaxPool", "NchwcAveragePool": "AveragePool"}
+
+
+def _nchwc_step(node: Node, opset: int) -> tuple[str, list[Value | None], dict[str, Any]] | None:
+    """The NCHWc layout's ops (``ops.nchwc``), or None for another infopt op. Both conv forms
+    (NCHWc or plain NCHW X) are one native op: it tells them apart by X's rank."""
+    op, inputs = node.op_type, list(node.inputs)
+    parsed = parse_conv_name(op)
+    if parsed is not None:
+        _, residual, activation = parsed
+        attrs = {a: node.attr(a) for a in CONV_ATTRS if a in node.attrs}
+        attrs.update(_epilogue(node, activation, ""))
+        inputs = inputs[:3] + [None] * (3 - len(inputs[:3]))
+        inputs.append(node.inputs[3] if residual else None)
+        _require_dtype(node, "infopt.NchwcConv", inputs[:2])
+        return "infopt.NchwcConv", inputs, attrs
+    if op in _NCHWC_POOLS:
+        names = pool_attrs(_NCHWC_POOLS[op], opset)
+        attrs = {a: node.attr(a) for a in names if a in node.attrs}
+    elif op == "ReorderFromNchwc":
+        attrs = {"channels": int(node.attr("channels"))}
+    elif op in ("ReorderToNchwc", "NchwcGlobalAveragePool"):
+        attrs = {}
+    else:
+        return None
+    _require_dtype(node, f"infopt.{op}", inputs[:1])
+    return f"infopt.{op}", inputs[:1], attrs
+
+
+def _infopt_step(node: Node, opset: int) -> tuple[str, list[Value | None], dict[str, Any]]:
     op = node.op_type
     inputs: list[Value | None] = list(node.inputs)
     parsed = parse_op_name(op)
@@ -230,6 +260,9 @@ def _infopt_step(node: Node) -> tuple[str, list[Value | None], dict[str, Any]]:
         inputs.append(node.inputs[3] if residual else None)
         _require_dtype(node, "infopt.FusedConv", inputs[:2])
         return "infopt.FusedConv", inputs, attrs
+    nchwc = _nchwc_step(node, opset)
+    if nchwc is not None:
+        return nchwc
     if op.startswith("FusedGemm"):
         attrs = {a: node.attr(a) for a in GEMM_ATTRS if a in node.attrs}
         attrs.update(_epilogue(node, _split_act(op, "FusedGemm"), ACT_PREFIX))
@@ -259,7 +292,7 @@ def canonical_native_step(
 ) -> tuple[str, list[Value | None], dict[str, Any]]:
     """(native op key, step inputs, attributes) for a node the C++ backend can run."""
     if node.domain == "infopt":
-        op, inputs, attrs = _infopt_step(node)
+        op, inputs, attrs = _infopt_step(node, opset)
         if op not in native:
             raise NotNative(f"no native kernel for {op}")
         return op, inputs, attrs

@@ -148,6 +148,12 @@ class NodeEvaluator:
         from onnx.reference import ReferenceEvaluator
 
         proto = node_model_proto(node, model, list(node.inputs), self.outer)
+        if model.function(node.domain, node.op_type) is not None:
+            # the reference evaluator's function calls need every declared attribute present;
+            # inlining drops references to the ones a call leaves out (FusedConv's auto_pad)
+            from onnx import inliner
+
+            proto = inliner.inline_local_functions(proto)
         self._evaluator = ReferenceEvaluator(proto)
         self._feed_names = [i.name for i in proto.graph.input]
 
