@@ -39,8 +39,15 @@ BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min"}
 POOLS = {"MaxPool": "NchwcMaxPool", "AveragePool": "NchwcAveragePool"}
 # ops with f(0) = 0 (operands' padded lanes 0): safe on values whose C is not a multiple of 8
 ZERO_KEEPING = {
-    "Relu", "LeakyRelu", "Tanh", "HardSwish", "Elu", "BatchNormalization", "GlobalAveragePool",
-    *BINARY, *POOLS,
+    "Relu",
+    "LeakyRelu",
+    "Tanh",
+    "HardSwish",
+    "Elu",
+    "BatchNormalization",
+    "GlobalAveragePool",
+    *BINARY,
+    *POOLS,
 }
 _F32 = TensorProto.FLOAT
 
@@ -175,12 +182,15 @@ class _Rewriter:
         for name in ("alpha", "beta", "min", "max"):
             if name in node.attrs:
                 attrs[name] = node.attr(name)
+        z = node.inputs[3] if residual else None
+        if z is not None and (_channels(z) != m or z.shape != y.shape):
+            raise Refused(f"residual %{z.name} of %{y.name} is not of the output's shape")
+        # a first layer (C < 8) reads NCHW: its few channels would be mostly padding
         plain = id(x) not in self.blocked and (c < BLOCK or c % BLOCK and self.opset < SLICE_OPSET)
-        inputs = [x if plain else self.nchwc(x, node), w, node.inputs[2] if len(node.inputs) > 2 else None]
-        if residual:
-            if node.inputs[3].shape != y.shape:
-                raise Refused(f"residual of %{y.name} is not of the output's shape")
-            inputs.append(self.nchwc(node.inputs[3], node))
+        b = node.inputs[2] if len(node.inputs) > 2 else None
+        inputs = [x if plain else self.nchwc(x, node), w, b]
+        if z is not None:
+            inputs.append(self.nchwc(z, node))
         self.replace(node, conv_name(plain, residual, act), inputs, attrs, "infopt")
         key = "conv_nchw_input" if plain else "conv"
         self.stats[key] = self.stats.get(key, 0) + 1
@@ -189,7 +199,9 @@ class _Rewriter:
         x = self.main_input(node)
         if any(v.name for v in node.outputs[1:]):
             raise Refused(f"MaxPool %{node.outputs[0].name} has an indices output")
-        attrs = {k: a.value for k, a in node.attrs.items() if k not in ("storage_order", "auto_pad")}
+        attrs = {
+            k: a.value for k, a in node.attrs.items() if k not in ("storage_order", "auto_pad")
+        }
         attrs.update(explicit_pads(node, x, list(node.attr("kernel_shape", []))))
         self.replace(node, POOLS[node.op_type], [self.blocked[id(x)]], attrs, "infopt")
 
@@ -207,21 +219,27 @@ class _Rewriter:
     def binary(self, node: Node) -> None:
         y = node.outputs[0]
         c = _channels(y)
-        if not any(v is not None and id(v) in self.blocked and v.shape == y.shape
-                   for v in node.inputs):
+        if not any(
+            v is not None and id(v) in self.blocked and v.shape == y.shape for v in node.inputs
+        ):
             raise Refused(f"%{y.name} has no NCHWc operand of its shape")
         self.check_lanes(node, c)
-        operands = []
+        constants = {}  # operand index -> per-channel vector; made only once all qualify
         for i, v in enumerate(node.inputs):
-            divisor = node.op_type == "Div" and i == 1
             if v is not None and id(v) in self.blocked:
                 if v.shape is None or len(v.shape) != 4 or v.shape[:2] != y.shape[:2]:
                     raise Refused(f"%{v.name} does not broadcast as NCHWc to %{y.name}")
-                if divisor:
+                if node.op_type == "Div" and i == 1:
                     raise Refused(f"%{y.name} divides by an NCHWc value (0/0 in padded lanes)")
-                operands.append(self.blocked[id(v)])
             else:
-                operands.append(self.channel_const(v, c, 1.0 if divisor else 0.0, y.name))
+                constants[i] = self.channel_vector(v, c)
+        divisor = 1 if node.op_type == "Div" else None  # its padded lanes are 1: 0 / 1 = 0
+        operands = [
+            self.relaid(constants[i], 1.0 if i == divisor else 0.0, y.name)
+            if i in constants
+            else self.blocked[id(v)]
+            for i, v in enumerate(node.inputs)
+        ]
         self.replace(node, node.op_type, operands, {})
 
     def batchnorm(self, node: Node) -> None:
@@ -237,7 +255,9 @@ class _Rewriter:
         scaled = Value(self.fresh(y.name + "_scaled"), _F32, blocked_shape(x.shape))
         mul = Node("Mul", [self.blocked[id(x)], self.relaid(s, 0.0, y.name + "_scale")], [scaled])
         self.graph.insert_before(node, mul)
-        self.replace(node, "Add", [scaled, self.relaid(bias - mean * s, 0.0, y.name + "_shift")], {})
+        self.replace(
+            node, "Add", [scaled, self.relaid(bias - mean * s, 0.0, y.name + "_shift")], {}
+        )
 
     def concat(self, node: Node) -> None:
         y = node.outputs[0]
@@ -266,7 +286,9 @@ class _Rewriter:
     def replace(self, node: Node, op: str, inputs: list, attrs: dict, domain: str = "") -> None:
         """``node`` becomes ``op`` on NCHWc values; its NCHW outputs are re-made on demand."""
         y = node.outputs[0]
-        new = self.add(op, inputs, Value(self.fresh(y.name + "_nchwc"), _F32, blocked_shape(y.shape)), domain)
+        new = self.add(
+            op, inputs, Value(self.fresh(y.name + "_nchwc"), _F32, blocked_shape(y.shape)), domain
+        )
         new.name = node.name
         for key, value in attrs.items():
             new.set_attr(key, value)
@@ -298,14 +320,15 @@ class _Rewriter:
             self.stats["reorder_to"] += 1
         return self.blocked[id(x)]
 
-    def channel_const(self, v: Value | None, c: int, pad: float, base: str) -> Value:
+    def channel_vector(self, v: Value | None, c: int) -> np.ndarray:
+        """A constant operand broadcast along channels only, as one value per channel."""
         array = self.const_array(v)
         if array is None or array.ndim > 4 or array.dtype != np.float32:
             raise Refused(f"operand %{v.name if v else None} is not a float32 constant")
         array = array.reshape((1,) * (4 - array.ndim) + array.shape)
         if array.shape[0] != 1 or array.shape[1] not in (1, c) or array.shape[2:] != (1, 1):
             raise Refused(f"constant %{v.name} is not per-channel")
-        return self.relaid(np.broadcast_to(array.reshape(-1), (c,)), pad, base)
+        return np.broadcast_to(array.reshape(-1), (c,))
 
     def relaid(self, vector: np.ndarray, pad: float, base: str) -> Value:
         """A per-channel vector as a ``[Cb, 1, 1, 8]`` initializer, padded lanes ``pad``."""
