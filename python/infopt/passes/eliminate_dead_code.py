@@ -1,4 +1,5 @@
-"""Dead-code elimination: drop nodes whose outputs nobody reads and unused initializers.
+"""Dead-code elimination: drop nodes whose outputs nobody reads, unused initializers, and the
+definitions of infopt ops that no node calls any more (a rewrite replaced them).
 
 Identity relied on: a node without side effects whose outputs reach no graph output can be
 removed. Refuses nothing; graph inputs (even unused ones) are kept because they are the model's
@@ -26,5 +27,20 @@ class EliminateDeadCode(Pass):
                 if not value.uses and not graph.is_graph_output(value):
                     graph.remove_initializer(name)
                     inits_removed += 1
-        stats = {"nodes_removed": nodes_removed, "initializers_removed": inits_removed}
-        return PassResult(model, bool(nodes_removed or inits_removed), stats)
+        called = {
+            (node.domain, node.op_type)
+            for graph in [model.graph, *(fn.body for fn in model.functions)]
+            for sub in walk_graphs(graph)
+            for node in sub.nodes
+        }
+        functions = [
+            fn for fn in model.functions if fn.domain != "infopt" or (fn.domain, fn.name) in called
+        ]
+        functions_removed = len(model.functions) - len(functions)
+        model.functions = functions
+        stats = {
+            "nodes_removed": nodes_removed,
+            "initializers_removed": inits_removed,
+            "functions_removed": functions_removed,
+        }
+        return PassResult(model, bool(nodes_removed or inits_removed or functions_removed), stats)
