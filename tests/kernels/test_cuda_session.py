@@ -51,3 +51,34 @@ def test_session_on_cuda_provider_matches_onnxruntime():
         assert relative_l2(ort_run(proto, x)[0], got) <= 1e-5
     with pytest.raises(infopt.InputError, match="input 'x' has dtype float64"):
         session.run(None, {"x": np.ones((2, 24))})
+
+
+def test_cpu_layout_ops_fall_back_on_the_cuda_provider():
+    """A .opt compiled for target cpu may carry the NCHWc layout (``layout_nchwc``), which the
+    cuda target never writes: its ops run through their ONNX functions, correctly."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.standard_normal((8, 16, 1, 1)).astype(np.float32), "w2"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "cnn",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model, _ = infopt.compile(
+        proto, passes=["infer_shapes", "fuse_conv_activation", "layout_nchwc"]
+    )
+    session = infopt.InferenceSession(model, providers=["CUDAExecutionProvider"])
+    x = {"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)}
+    assert relative_l2(ort_run(proto, x)[0], session.run(None, x)[0]) <= 1e-5
+    assert "infopt.NchwcConvNchwRelu" in session.fallback_ops
