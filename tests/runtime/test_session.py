@@ -140,6 +140,30 @@ def test_fallback_is_reported_and_correct():
     np.testing.assert_array_equal(sess.run(None, x)[0], ort_run(proto, x)[0])
 
 
+def test_infopt_op_without_a_native_kernel_runs_its_function():
+    """FusedConvSilu (no native Silu epilogue) runs its ONNX function in the fallback, though
+    the call leaves Conv attributes such as auto_pad out (the function is inlined first)."""
+    weight = np.random.default_rng(1).standard_normal((4, 3, 3, 3)).astype(np.float32)
+    w = numpy_helper.from_array(weight, "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"]),
+            helper.make_node("Sigmoid", ["c"], ["g"]),
+            helper.make_node("Mul", ["c", "g"], ["y"]),
+        ],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        initializer=[w],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model, _ = infopt.compile(proto, passes=["infer_shapes", "fuse_conv_activation"])
+    sess = infopt.InferenceSession(model)
+    assert sess.fallback_ops == {"infopt.FusedConvSilu": 1}
+    x = {"x": np.random.default_rng(3).standard_normal((1, 3, 6, 6)).astype(np.float32)}
+    assert relative_l2(ort_run(proto, x)[0], sess.run(None, x)[0]) <= 1e-6
+
+
 def test_ir3_initializer_inputs_can_be_overridden():
     w = numpy_helper.from_array(np.array([1.0, 2.0, 3.0], np.float32), "w")
     graph = helper.make_graph(
