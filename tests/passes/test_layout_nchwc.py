@@ -23,7 +23,7 @@ import infopt
 from infopt import _C
 from infopt.compiler import op_counts
 from infopt.passes import create
-from infopt.passes.pipelines import native_nchwc, pipeline
+from infopt.passes.pipelines import O2, native_nchwc, pipeline
 from infopt.runtime.cpu import canonical_native_step
 from infopt.testing.compare import relative_l2
 from infopt.testing.oracle import ort_run
@@ -270,6 +270,101 @@ def test_random_cnn_matches_onnxruntime(seed):
     model, result = run(graph_model(nodes, [("x", [2, 3, 11, 11])], ["y"], inits))
     assert result.stats["conv"] + result.stats["conv_nchw_input"] == 5
     assert result.stats["reorder_to"] == 0 and result.stats["reorder_from"] == 1
+
+
+def _random_cnn(seed: int) -> onnx.ModelProto:
+    """Blocks drawn at random: conv (odd M, strides, dilations, auto_pad, epilogues), pools,
+    BN, per-channel and scalar constants, residual adds, concats; some values are also graph
+    outputs."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, outputs = [], [], []
+    c_in = c = int(rng.choice([3, 8, 12, 16]))
+    size, cur = 13, "x"
+
+    def add(op, inputs, **attrs):
+        name = f"v{len(nodes)}"
+        nodes.append(helper.make_node(op, inputs, [name], **attrs))
+        return name
+
+    def const(array):
+        inits.append((f"k{len(inits)}", np.asarray(array, np.float32)))
+        return inits[-1][0]
+
+    def conv_block(x, c, m, k=1, stride=1, dilation=1):
+        w = const(rand(m, c, k, k, seed=len(inits), scale=1 / np.sqrt(c * k * k)))
+        ins = [x, w] + ([const(rand(m, seed=len(inits)))] if rng.random() < 0.5 else [])
+        attrs = {"strides": [stride] * 2, "dilations": [dilation] * 2}
+        if rng.random() < 0.3 and dilation == 1:  # onnxruntime has no SAME with dilations
+            attrs["auto_pad"] = str(rng.choice(["SAME_UPPER", "SAME_LOWER"]))
+        else:
+            attrs["pads"] = [(k // 2) * dilation] * 4
+        return add("Conv", ins, **attrs)
+
+    for _ in range(int(rng.integers(4, 9))):
+        kind = int(rng.integers(0, 8))
+        if kind <= 1:
+            m = int(rng.choice([8, 16, 24, 12]))
+            stride = 2 if size >= 6 and rng.random() < 0.3 else 1
+            k = int(rng.choice([1, 3]))
+            cur = conv_block(cur, c, m, k, stride, int(rng.choice([1, 2])) if k == 3 else 1)
+            c, size = m, -(-size // stride)
+            act = rng.choice(["", "Relu", "LeakyRelu", "Sigmoid", "Clip", "HardSwish", "Tanh"])
+            if act == "Clip":
+                cur = add("Clip", [cur, const(0.0), const(6.0)])
+            elif act:
+                cur = add(str(act), [cur])
+        elif kind == 2 and size >= 4:
+            ceil = int(rng.integers(0, 2))
+            cur = add("MaxPool", [cur], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=ceil)
+            size = (size - 3 + (1 if ceil else 0)) // 2 + 1
+        elif kind == 3:
+            include = int(rng.integers(0, 2))
+            cur = add(
+                "AveragePool", [cur], kernel_shape=[3, 3], pads=[1] * 4, count_include_pad=include
+            )
+        elif kind == 4:
+            names = [const(a) for _, a in bn_params(c, seed=len(inits))]
+            cur = add("BatchNormalization", [cur, *names])
+        elif kind == 5:
+            op = str(rng.choice(["Mul", "Add", "Sub", "Div", "Max"]))
+            k = rand(c, 1, 1, seed=len(inits)) if rng.random() < 0.7 else rand(1, seed=3)
+            cur = add(op, [cur, const(np.abs(k) + 0.5 if op == "Div" else k)])
+        elif kind == 6:
+            cur = add("Relu", [add("Add", [conv_block(cur, c, c), cur])])
+        else:
+            cur = add("Concat", [cur, conv_block(cur, c, 8)], axis=1)
+            c += 8
+        if rng.random() < 0.2:
+            outputs.append(cur)
+    outputs = [o for o in dict.fromkeys(outputs) if o != cur]
+    return graph_model(nodes, [("x", ["N", c_in, 13, 13])], [cur, *outputs], inits)
+
+
+@pytest.mark.parametrize("chunk", range(4))
+def test_random_cnns_through_o2_match_onnxruntime(chunk):
+    """-O2 with layout_nchwc on 15 random CNNs per chunk, batch 2; the .opt (functions and all)
+    in onnxruntime against the original. Seeds where the pass fires are counted."""
+    fired = 0
+    for seed in range(chunk, 60, 4):
+        proto = _random_cnn(seed)
+        model, report = infopt.compile(proto, passes=O2)
+        fired += next(r for r in report.passes if r.name == "layout_nchwc").modified
+        feeds = {
+            "x": rand(
+                2,
+                *[d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim][1:],
+                seed=seed,
+            )
+        }
+        wants = ort_run(proto, feeds)
+        runs = {"onnxruntime": ort_run(model, feeds)}
+        if KERNELS:  # the native kernels on the same graphs
+            runs["infopt"] = infopt.InferenceSession(model).run(None, feeds)
+        for where, gots in runs.items():
+            for i, (want, got) in enumerate(zip(wants, gots, strict=True)):
+                err = relative_l2(want, got)
+                assert err <= MODEL_RTOL, f"seed {seed} {where}, output {i}: rel. L2 {err:.3g}"
+    assert fired >= 10
 
 
 def test_symbolic_batch_and_size():

@@ -102,6 +102,9 @@ class LayoutNchwc(Pass):
     name = "layout_nchwc"
     description = "CNN regions -> channel-blocked NCHWc layout with direct-convolution ops"
 
+    def __init__(self) -> None:
+        self.reasons: dict[str, str] = {}  # node -> why it stayed NCHW (last run)
+
     def run(self, model: Model) -> PassResult:
         if model.opset("") < MIN_OPSET:
             return PassResult(model, False, {"refused_opset": model.opset("")})
@@ -151,8 +154,10 @@ class _Rewriter:
                 continue
             try:
                 handler(node)
-            except Refused as why:
+            except Refused as why:  # "why didn't it fire": LayoutNchwc().reasons after a run
                 self.reasons[node.name or node.outputs[0].name] = str(why)
+                if handler == self.conv:
+                    self.stats["conv_refused"] = self.stats.get("conv_refused", 0) + 1
         for y in self.detached:
             if y.uses or self.graph.is_graph_output(y):
                 from_node = self.add("ReorderFromNchwc", [self.blocked[id(y)]], y)
