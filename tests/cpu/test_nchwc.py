@@ -142,17 +142,25 @@ def test_nchwc_conv(isa, rng, c, m, hw, k, attrs, epi, threads):
         assert_close(got, scalar.astype(np.float64), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("ow", [1, 2, 3, 5, 6, 7, 11, 12, 13, 17, 25])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("oh,ow", [(1, p) for p in range(1, 10)] + [(2, 7), (3, 5), (7, 7), (5, 13), (9, 25)])
 @pytest.mark.parametrize("m", [8, 16, 24])
-def test_nchwc_conv_row_tiles(isa, rng, ow, m):
-    # every pixel-tail tile of both the 16-channel (up to 6 pixels) and the trailing 8-channel
-    # (up to 12) micro-kernel, at strides 1 and 2 (the compile-time pixel strides)
+def test_nchwc_conv_tiles(isa, rng, oh, ow, m, threads):
+    # Tiles run over consecutive output pixels, across row ends: a run of 1..9 pixels covers
+    # every tile width of the 16-channel (up to 6 pixels) and trailing 8-channel (up to 8)
+    # micro-kernels; larger maps split into balanced tiles that span rows. Strides 1 and 2.
     for stride in (1, 2):
-        x, w, b = _conv_inputs(rng, 1, 11, m, (3, (ow - 1) * stride + 3), (3, 3))
+        hw = ((oh - 1) * stride + 3, (ow - 1) * stride + 3)
+        x, w, b = _conv_inputs(rng, 1, 11, m, hw, (3, 3))
+        z = randn(rng, 1, m // 8, oh, ow, 8)
         attrs = {"strides": [stride, stride], "pads": [1, 0, 1, 0], "activation": "Relu"}
         want = to_nchwc(np.maximum(ref_conv(x, w, b, strides=[stride] * 2, pads=[1, 0, 1, 0]), 0))
-        assert want.shape[3] == ow
-        got = run_op("infopt.NchwcConv", [to_nchwc(x), w, b], attrs, isa=isa, const=(1, 2))
+        got = run_op("infopt.NchwcConv", [to_nchwc(x), w, b], attrs, isa=isa, const=(1, 2), threads=threads)
+        assert_close(got, want, rtol=RTOL, atol=ATOL)
+        # no padding (X read in place): exactly oh x ow outputs
+        attrs = {"strides": [stride, stride], "activation": "Clip", "activation_params": [-0.5, 0.5]}
+        want = to_nchwc(np.clip(ref_conv(x, w, b, strides=[stride] * 2) + from_nchwc(z, m), -0.5, 0.5))
+        got = run_op("infopt.NchwcConv", [to_nchwc(x), w, b, z], attrs, isa=isa, const=(1, 2), threads=threads)
         assert_close(got, want, rtol=RTOL, atol=ATOL)
 
 

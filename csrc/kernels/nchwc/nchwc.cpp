@@ -4,7 +4,7 @@
 //
 // NchwcConv: padded inputs are first copied into a zero-padded scratch (in parallel over
 // planes) so the micro-kernel needs no bounds checks; the copy is skipped without padding.
-// Tasks are (image, 16-channel output block, output row range), ~4 per thread, none under
+// Tasks are (image, 16-channel output block, output pixel range), ~4 per thread, none under
 // ~0.25 MFLOP, claimed dynamically.
 #include <algorithm>
 #include <cstring>
@@ -166,46 +166,48 @@ class NchwcConvKernel : public Kernel {
     }
     const int64_t plane = Hi * Wi * pitch, rowstride = Wi * pitch, image = planes * plane;
 
-    nchwc::ConvRow base{};
+    nchwc::ConvRun base{};
+    base.ohstride = g.s[1] * rowstride;
     base.pstride = g.s[2] * pitch;
     base.rowstep = g.d[1] * rowstride;
     base.colstep = g.d[2] * pitch;
     base.gstride = blocked ? plane : kLanes * plane;
     base.lstride = blocked ? 1 : plane;
+    base.ow = OW;
     base.full_groups = C / kLanes;
     base.rem_lanes = static_cast<int>(C % kLanes);
     base.kh = static_cast<int>(KH);
     base.kw = static_cast<int>(KW);
     base.ystride = OH * OW * kLanes;
-    base.ow = OW;
     base.act = act_;
     base.act_fn = gemm::variant_for(io.isa()).activation;
 
-    // Work split: ~4 tasks per thread, none under ~0.25 MFLOP.
-    const int64_t nmb = (M + 15) / 16, units = N * nmb;
-    const double flops = 2.0 * static_cast<double>(N * M * OH * OW) * static_cast<double>(C * KH * KW);
+    // Work split: (image, 16-channel block, pixel range), ~4 tasks per thread, none under
+    // ~0.25 MFLOP; pixel ranges in whole 6-pixel tiles.
+    const int64_t nmb = (M + 15) / 16, units = N * nmb, P = OH * OW;
+    const double flops = 2.0 * static_cast<double>(N * M * P) * static_cast<double>(C * KH * KW);
     int64_t target = threads > 1 ? 4 * threads : 1;
     target = std::max<int64_t>(1, std::min<int64_t>(target, static_cast<int64_t>(flops / 2.5e5)));
-    const int64_t want = std::min(OH, (target + units - 1) / units);
-    const int64_t rows = (OH + want - 1) / want, chunks = (OH + rows - 1) / rows;
+    const int64_t want = (target + units - 1) / units;
+    const int64_t span = std::max<int64_t>(1, (P + want - 1) / want);
+    const int64_t per_chunk = want > 1 ? (span + 5) / 6 * 6 : P, chunks = (P + per_chunk - 1) / per_chunk;
     const int64_t per_m = blocks_of(C) * KH * KW * kLanes;
     const float* bias = B ? B->ptr<float>() : nullptr;
     const float* zp = Z ? Z->ptr<float>() : nullptr;
     float* yp = Y.ptr<float>();
     pool->run_tasks(units * chunks, [&](int64_t t) {
       const int64_t chunk = t % chunks, u = t / chunks, n = u / nmb, m0 = (u % nmb) * 16;
-      nchwc::ConvRow a = base;
+      nchwc::ConvRun a = base;
       a.nb = static_cast<int>(std::min<int64_t>(2, (M - m0) / kLanes));
       a.w = wp + m0 * per_m;
       a.bias = bias ? bias + m0 : nullptr;
-      const float* ximg = xin + n * image;
-      const int64_t yoff = (n * Mb + m0 / kLanes) * OH * OW * kLanes;
-      for (int64_t oh = chunk * rows; oh < std::min(OH, (chunk + 1) * rows); ++oh) {
-        a.x = ximg + oh * g.s[1] * rowstride;
-        a.y = yp + yoff + oh * OW * kLanes;
-        a.z = zp ? zp + yoff + oh * OW * kLanes : nullptr;
-        v.conv_row(a);
-      }
+      a.x = xin + n * image;
+      const int64_t yoff = (n * Mb + m0 / kLanes) * P * kLanes;
+      a.y = yp + yoff;
+      a.z = zp ? zp + yoff : nullptr;
+      a.q0 = chunk * per_chunk;
+      a.q1 = std::min(P, a.q0 + per_chunk);
+      v.conv_run(a);
     });
   }
 

@@ -6,9 +6,10 @@
 // across lanes, and a conv micro-kernel reads 16 output channels of weights per input lane.
 //
 // Conv weights are packed once ([M/16 blocks][ceil(C/8)][KH][KW][8 ci][16 co], a trailing
-// 8-channel block [..][8 ci][8 co] when M % 16 == 8; zero rows for ci >= C) and one output row
-// of one 16- or 8-channel block is computed per call of the variant's conv_row: all taps are
-// reduced in registers and the epilogue (bias, residual, activation) runs before the one store.
+// 8-channel block [..][8 ci][8 co] when M % 16 == 8; zero rows for ci >= C) and a run of output
+// pixels of one 16- or 8-channel block is computed per call of the variant's conv_run: all taps
+// are reduced in registers and the epilogue (bias, residual, activation) runs before the one
+// store.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -22,27 +23,29 @@ namespace nchwc {
 
 constexpr int kLanes = 8;
 
-// One output row of one output-channel block (nb 8-channel blocks, nb = 1 or 2).
-struct ConvRow {
-  // Input of output column 0, tap (0, 0), channel group 0, lane 0. Input of output column o,
-  // tap (kh, kw), group g, lane l: x[o*pstride + kh*rowstep + kw*colstep + g*gstride + l*lstride].
+// A run of consecutive output pixels q in [q0, q1) (row-major over OH x OW, so a run may span
+// rows) of one image and one output-channel block (nb 8-channel blocks, nb = 1 or 2).
+struct ConvRun {
+  // Input of output pixel (oh, ow), tap (kh, kw), channel group g, lane l:
+  // x[oh*ohstride + ow*pstride + kh*rowstep + kw*colstep + g*gstride + l*lstride].
   const float* x;
-  int64_t pstride, rowstep, colstep, gstride, lstride;
+  int64_t ohstride, pstride, rowstep, colstep, gstride, lstride;
+  int64_t ow;           // output row width
+  int64_t q0, q1;
   int64_t full_groups;  // groups of 8 input channels all present
   int rem_lanes;        // channels of the last, partial group (0 when C % 8 == 0)
   int kh, kw;
   const float* w;  // packed block: [groups][kh][kw][8][nb*8]
   int nb;
-  float* y;         // block b, column o at y[b*ystride + o*8 + lane]
+  float* y;         // block b, pixel q at y[b*ystride + q*8 + lane]
   int64_t ystride;
   const float* z;   // residual, same layout as y, or null
   const float* bias;  // nb*8 floats or null
-  int64_t ow;
   gemm::Activation act;
   gemm::ActivationFn act_fn;  // applies any activation to contiguous floats (this ISA's)
 };
 
-using ConvRowFn = void (*)(const ConvRow& a);
+using ConvRunFn = void (*)(const ConvRun& a);
 
 // [N, C, HW] -> [N, Cb, HW, 8]: the pixels [s0, s1) of group `cb`; x is the image, y the group.
 using ReorderToFn = void (*)(const float* x, int64_t C, int64_t HW, int64_t cb, int64_t s0, int64_t s1, float* y);
@@ -56,7 +59,7 @@ using GlobalPoolFn = void (*)(const float* x, int64_t S, float* y);
 struct Variant {
   const char* name;
   Isa isa;
-  ConvRowFn conv_row;
+  ConvRunFn conv_run;
   ReorderToFn reorder_to;
   ReorderFromFn reorder_from;
   PoolRowFn maxpool_row;

@@ -13,11 +13,11 @@ namespace isa_scalar {
 
 // One pixel at a time: all taps summed into nb*8 accumulators, then bias and residual; the
 // activation runs over each block's stored row at the end.
-void conv_row(const ConvRow& a) {
+void conv_run(const ConvRun& a) {
   const int nbw = a.nb * kLanes;
-  for (int64_t o = 0; o < a.ow; ++o) {
+  for (int64_t o = a.q0; o < a.q1; ++o) {
     float acc[2 * kLanes] = {};
-    const float* xo = a.x + o * a.pstride;
+    const float* xo = a.x + o / a.ow * a.ohstride + o % a.ow * a.pstride;
     const float* w = a.w;
     const int64_t groups = a.full_groups + (a.rem_lanes ? 1 : 0);
     for (int64_t g = 0; g < groups; ++g) {
@@ -45,14 +45,14 @@ void conv_row(const ConvRow& a) {
     }
   }
   if (a.act.kind != gemm::Act::None) {
-    for (int b = 0; b < a.nb; ++b) a.act_fn(a.y + b * a.ystride, a.ow * kLanes, a.act);
+    for (int b = 0; b < a.nb; ++b) a.act_fn(a.y + b * a.ystride + a.q0 * kLanes, (a.q1 - a.q0) * kLanes, a.act);
   }
 }
 
 }  // namespace isa_scalar
 
 const Variant& scalar_variant() {
-  static const Variant v{"infopt_f32_nchwc8__scalar", Isa::Scalar, isa_scalar::conv_row,
+  static const Variant v{"infopt_f32_nchwc8__scalar", Isa::Scalar, isa_scalar::conv_run,
                          isa_scalar::reorder_to, isa_scalar::reorder_from, isa_scalar::maxpool_row,
                          isa_scalar::avgpool_row, isa_scalar::global_avgpool};
   return v;
