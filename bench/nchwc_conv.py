@@ -65,7 +65,9 @@ def runner(op: str, x, w, b, attrs, threads: int):
     return lambda: p.run([x])
 
 
-def time_blocks(runners: dict, blocks: int, min_block_s: float, clock=time.perf_counter) -> dict[str, float]:
+def time_blocks(
+    runners: dict, blocks: int, min_block_s: float, clock=time.perf_counter
+) -> dict[str, float]:
     """Min over blocks of the per-block median seconds per call, runners alternating."""
     per_call = {}
     for name, run in runners.items():
@@ -100,7 +102,9 @@ def numpy_peak(threads: int, clock: str, repeats: int = 5) -> float:
         "print(2 * 2048**3 / best / 1e9)\n"
     )
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip())
 
 
@@ -129,13 +133,17 @@ def main() -> None:
         clock_fn = getattr(time, clock_name)
         peak = max(numpy_peak(threads, clock_name) for _ in range(2))
         print(f"\nthreads={threads} clock={clock}  numpy 2048^3 matmul peak {peak:.1f} GFLOP/s")
-        print(f"{'layer':32s} {'MFLOP':>7s} {'nchwc ms':>9s} {'GF/s':>6s} {'%pk':>5s} "
-              f"{'fused ms':>9s} {'GF/s':>6s} {'%pk':>5s} {'speedup':>7s}")
+        print(
+            f"{'layer':32s} {'MFLOP':>7s} {'nchwc ms':>9s} {'GF/s':>6s} {'%pk':>5s} "
+            f"{'fused ms':>9s} {'GF/s':>6s} {'%pk':>5s} {'speedup':>7s}"
+        )
         for name, xs, ws, s, pad, nchw_in in LAYERS:
             if args.layers and args.layers not in name:
                 continue
             x = rng.standard_normal(xs, dtype=np.float32)
-            w = (rng.standard_normal(ws, dtype=np.float32) / np.sqrt(np.prod(ws[1:]))).astype(np.float32)
+            w = (rng.standard_normal(ws, dtype=np.float32) / np.sqrt(np.prod(ws[1:]))).astype(
+                np.float32
+            )
             b = rng.standard_normal(ws[0], dtype=np.float32)
             attrs = {"strides": [s, s], "pads": [pad] * 4, "activation": "Relu"}
             xin = x if nchw_in else to_nchwc(x)
@@ -151,15 +159,20 @@ def main() -> None:
             oh = (xs[2] + 2 * pad - ws[2]) // s + 1
             ow = (xs[3] + 2 * pad - ws[3]) // s + 1
             flops = 2.0 * xs[0] * ws[0] * oh * ow * ws[1] * ws[2] * ws[3]
-            gn, gf = flops / t["nchwc"] / 1e9, flops / t["fused"] / 1e9
-            print(f"{name:32s} {flops / 1e6:7.1f} {t['nchwc'] * 1e3:9.3f} {gn:6.1f} {100 * gn / peak:5.1f} "
-                  f"{t['fused'] * 1e3:9.3f} {gf:6.1f} {100 * gf / peak:5.1f} {t['fused'] / t['nchwc']:6.2f}x")
+            tn, tf = t["nchwc"], t["fused"]
+            gn, gf = flops / tn / 1e9, flops / tf / 1e9
+            print(
+                f"{name:32s} {flops / 1e6:7.1f} {tn * 1e3:9.3f} {gn:6.1f} {100 * gn / peak:5.1f} "
+                f"{tf * 1e3:9.3f} {gf:6.1f} {100 * gf / peak:5.1f} {tf / tn:6.2f}x"
+            )
             rows.append([threads, clock, name, flops, t["nchwc"], t["fused"], peak])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         wr = csv.writer(f)
-        wr.writerow(["threads", "clock", "layer", "flops", "nchwc_s", "fusedconv_s", "numpy_peak_gflops"])
+        wr.writerow(
+            ["threads", "clock", "layer", "flops", "nchwc_s", "fusedconv_s", "numpy_peak_gflops"]
+        )
         wr.writerows(rows)
 
 

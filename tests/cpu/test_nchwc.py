@@ -38,8 +38,16 @@ def from_nchwc(y: np.ndarray, c: int) -> np.ndarray:
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize(
     "shape",
-    [(1, 1, 5, 7), (2, 3, 13, 14), (1, 5, 1, 1), (1, 8, 7, 7), (2, 13, 5, 14), (1, 16, 14, 13),
-     (1, 24, 3, 5), (1, 3, 70, 70)],  # 4900 pixels: several pixel chunks per plane
+    [
+        (1, 1, 5, 7),
+        (2, 3, 13, 14),
+        (1, 5, 1, 1),
+        (1, 8, 7, 7),
+        (2, 13, 5, 14),
+        (1, 16, 14, 13),
+        (1, 24, 3, 5),
+        (1, 3, 70, 70),
+    ],  # 4900 pixels: several pixel chunks per plane
 )
 def test_reorder_roundtrip(isa, rng, shape, threads):
     x = randn(rng, *shape)
@@ -81,7 +89,7 @@ CONV_CASES = [
     (5, 8, (13, 14), (3, 3), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
     (8, 16, (14, 13), (5, 5), {"auto_pad": "SAME_LOWER", "dilations": [2, 1]}),
     (16, 40, (28, 31), (3, 3), {"pads": [1, 1, 1, 1]}),  # several tasks; 31 = 6*4 + 7 columns
-    (64, 24, (7, 7), (3, 3), {"strides": [3, 3], "pads": [2, 2, 2, 2]}),  # stride 3: run-time stride
+    (64, 24, (7, 7), (3, 3), {"strides": [3, 3], "pads": [2, 2, 2, 2]}),  # stride 3
     (24, 16, (5, 13), (3, 3), {"kernel_shape": [3, 3]}),  # no padding: reads X in place
     (24, 40, (20, 21), (1, 1), {}),  # 1x1, several blocks: pixel-major order, 48-pixel stretches
 ]
@@ -136,15 +144,26 @@ def test_nchwc_conv(isa, rng, c, m, hw, k, attrs, epi, threads):
     # and fed (packed per run)
     for xin in (to_nchwc(x, fill=np.nan), x):
         for const in ((1, 2), ()):
-            got = run_op("infopt.NchwcConv", [xin] + inputs[1:], fattrs, isa=isa, threads=threads, const=const)
+            got = run_op(
+                "infopt.NchwcConv",
+                [xin] + inputs[1:],
+                fattrs,
+                isa=isa,
+                threads=threads,
+                const=const,
+            )
             assert_close(got, want, rtol=RTOL, atol=ATOL)
     if isa != "scalar":
-        scalar = run_op("infopt.NchwcConv", [to_nchwc(x)] + inputs[1:], fattrs, isa="scalar", const=(1, 2))
+        scalar = run_op(
+            "infopt.NchwcConv", [to_nchwc(x)] + inputs[1:], fattrs, isa="scalar", const=(1, 2)
+        )
         assert_close(got, scalar.astype(np.float64), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("oh,ow", [(1, p) for p in range(1, 10)] + [(2, 7), (3, 5), (7, 7), (5, 13), (9, 25)])
+@pytest.mark.parametrize(
+    "oh,ow", [(1, p) for p in range(1, 10)] + [(2, 7), (3, 5), (7, 7), (5, 13), (9, 25)]
+)
 @pytest.mark.parametrize("m", [8, 16, 24])
 def test_nchwc_conv_tiles(isa, rng, oh, ow, m, threads):
     # Tiles run over consecutive output pixels, across row ends: a run of 1..9 pixels covers
@@ -156,12 +175,27 @@ def test_nchwc_conv_tiles(isa, rng, oh, ow, m, threads):
         z = randn(rng, 1, m // 8, oh, ow, 8)
         attrs = {"strides": [stride, stride], "pads": [1, 0, 1, 0], "activation": "Relu"}
         want = to_nchwc(np.maximum(ref_conv(x, w, b, strides=[stride] * 2, pads=[1, 0, 1, 0]), 0))
-        got = run_op("infopt.NchwcConv", [to_nchwc(x), w, b], attrs, isa=isa, const=(1, 2), threads=threads)
+        got = run_op(
+            "infopt.NchwcConv", [to_nchwc(x), w, b], attrs, isa=isa, const=(1, 2), threads=threads
+        )
         assert_close(got, want, rtol=RTOL, atol=ATOL)
         # no padding (X read in place): exactly oh x ow outputs
-        attrs = {"strides": [stride, stride], "activation": "Clip", "activation_params": [-0.5, 0.5]}
-        want = to_nchwc(np.clip(ref_conv(x, w, b, strides=[stride] * 2) + from_nchwc(z, m), -0.5, 0.5))
-        got = run_op("infopt.NchwcConv", [to_nchwc(x), w, b, z], attrs, isa=isa, const=(1, 2), threads=threads)
+        attrs = {
+            "strides": [stride, stride],
+            "activation": "Clip",
+            "activation_params": [-0.5, 0.5],
+        }
+        want = to_nchwc(
+            np.clip(ref_conv(x, w, b, strides=[stride] * 2) + from_nchwc(z, m), -0.5, 0.5)
+        )
+        got = run_op(
+            "infopt.NchwcConv",
+            [to_nchwc(x), w, b, z],
+            attrs,
+            isa=isa,
+            const=(1, 2),
+            threads=threads,
+        )
         assert_close(got, want, rtol=RTOL, atol=ATOL)
 
 
@@ -190,7 +224,9 @@ def test_nchwc_conv_nan(isa, act):
 def test_nchwc_conv_errors():
     x = np.ones((1, 2, 5, 5, 8), np.float32)
     w16 = np.ones((16, 13, 3, 3), np.float32)
-    with pytest.raises(ValueError, match=r"multiple of 8.*f32\[12,13,3,3\]|f32\[12,13,3,3\].*multiple of 8"):
+    with pytest.raises(
+        ValueError, match=r"multiple of 8.*f32\[12,13,3,3\]|f32\[12,13,3,3\].*multiple of 8"
+    ):
         run_op("infopt.NchwcConv", [x, np.ones((12, 13, 3, 3), np.float32)])
     with pytest.raises(ValueError, match="group"):
         run_op("infopt.NchwcConv", [x, w16], {"group": 2})
@@ -222,15 +258,32 @@ def test_nchwc_conv_errors():
 POOL_CASES = [
     ("max", (64, 14, 14), {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
     ("max", (13, 13, 14), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
-    ("max", (5, 7, 7), {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [0, 1, 1, 0]}),
+    (
+        "max",
+        (5, 7, 7),
+        {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [0, 1, 1, 0]},
+    ),
     ("max", (8, 13, 13), {"kernel_shape": [3, 3], "dilations": [2, 2], "pads": [2, 1, 1, 2]}),
     ("max", (3, 5, 14), {"kernel_shape": [3, 2], "auto_pad": "SAME_UPPER", "strides": [2, 3]}),
     ("max", (1, 1, 1), {"kernel_shape": [1, 1]}),
     ("avg", (24, 14, 14), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}),
     ("avg", (24, 14, 14), {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
-    ("avg", (13, 7, 13), {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 0, 0, 1]}),
-    ("avg", (13, 7, 13), {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 1, 1, 1],
-                          "count_include_pad": 1}),
+    (
+        "avg",
+        (13, 7, 13),
+        {"kernel_shape": [2, 2], "strides": [2, 2], "ceil_mode": 1, "pads": [1, 0, 0, 1]},
+    ),
+    (
+        "avg",
+        (13, 7, 13),
+        {
+            "kernel_shape": [3, 3],
+            "strides": [2, 2],
+            "ceil_mode": 1,
+            "pads": [1, 1, 1, 1],
+            "count_include_pad": 1,
+        },
+    ),
     ("avg", (16, 13, 13), {"kernel_shape": [13, 13]}),
     ("avg", (5, 5, 7), {"kernel_shape": [3, 3], "auto_pad": "SAME_LOWER", "count_include_pad": 1}),
 ]
@@ -241,8 +294,14 @@ POOL_CASES = [
 def test_nchwc_pool(isa, rng, kind, chw, attrs, threads):
     x = randn(rng, 2, *chw)
     ref_kw = {k: attrs[k] for k in ("strides", "pads", "dilations", "auto_pad") if k in attrs}
-    ref = ref_pool(x, kind, attrs["kernel_shape"], ceil_mode=bool(attrs.get("ceil_mode", 0)),
-                   count_include_pad=bool(attrs.get("count_include_pad", 0)), **ref_kw)
+    ref = ref_pool(
+        x,
+        kind,
+        attrs["kernel_shape"],
+        ceil_mode=bool(attrs.get("ceil_mode", 0)),
+        count_include_pad=bool(attrs.get("count_include_pad", 0)),
+        **ref_kw,
+    )
     op = "infopt.NchwcMaxPool" if kind == "max" else "infopt.NchwcAveragePool"
     got = run_op(op, [to_nchwc(x)], attrs, isa=isa, threads=threads)
     assert_close(got, to_nchwc(ref), rtol=RTOL, atol=ATOL)  # padded lanes stay 0
@@ -252,7 +311,9 @@ def test_nchwc_maxpool_nan(isa):
     x = np.random.default_rng(3).standard_normal((1, 8, 6, 6)).astype(np.float32)
     x[0, 2, 1, 1] = np.nan
     x[0, 4, 5, 5] = -np.inf
-    got = run_op("infopt.NchwcMaxPool", [to_nchwc(x)], {"kernel_shape": [3, 3], "strides": [2, 2]}, isa=isa)
+    got = run_op(
+        "infopt.NchwcMaxPool", [to_nchwc(x)], {"kernel_shape": [3, 3], "strides": [2, 2]}, isa=isa
+    )
     ref = ref_pool(x, "max", [3, 3], strides=[2, 2])  # np.maximum propagates NaN
     np.testing.assert_array_equal(np.isnan(got), np.isnan(to_nchwc(ref)))
     assert np.isnan(got).any()
@@ -263,7 +324,9 @@ def test_nchwc_maxpool_nan(isa):
 def test_nchwc_global_avgpool(isa, rng, shape, threads):
     x = randn(rng, *shape)
     got = run_op("infopt.NchwcGlobalAveragePool", [to_nchwc(x)], isa=isa, threads=threads)
-    assert_close(got, to_nchwc(x.astype(np.float64).mean(axis=(2, 3), keepdims=True)), rtol=RTOL, atol=ATOL)
+    assert_close(
+        got, to_nchwc(x.astype(np.float64).mean(axis=(2, 3), keepdims=True)), rtol=RTOL, atol=ATOL
+    )
 
 
 def test_nchwc_pool_and_reorder_errors():
@@ -280,4 +343,3 @@ def test_nchwc_pool_and_reorder_errors():
         run_op("infopt.ReorderFromNchwc", [to_nchwc(x4)])
     with pytest.raises(ValueError, match=r"channels=9 exceeds the 8 lanes of X f32\[1,1,5,5,8\]"):
         run_op("infopt.ReorderFromNchwc", [to_nchwc(x4)], {"channels": 9})
-

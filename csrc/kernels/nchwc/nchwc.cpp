@@ -92,7 +92,7 @@ class NchwcConvKernel : public Kernel {
     if (W.ndim() != 4) fail_shape("NchwcConv W " + W.desc() + " must be f32[M,C,KH,KW]");
     const int64_t M = W.dim(0), C = W.dim(1), KH = W.dim(2), KW = W.dim(3);
     if (M % kLanes || M == 0) fail_shape("NchwcConv W " + W.desc() + ": output channels M must be a positive multiple of 8");
-    if (C == 0) fail_shape("NchwcConv W " + W.desc() + " has no input channels");
+    if (C == 0 || KH == 0 || KW == 0) fail_shape("NchwcConv W " + W.desc() + " is empty");
     const bool blocked = X.ndim() == 5;
     if (blocked) {
       if (X.dim(4) != kLanes || X.dim(1) != blocks_of(C)) {
