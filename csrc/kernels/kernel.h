@@ -86,6 +86,7 @@ void register_tensor_ops(std::vector<OpDef>& ops);
 void register_resize_ops(std::vector<OpDef>& ops);
 void register_attention_ops(std::vector<OpDef>& ops);
 void register_gather_ops(std::vector<OpDef>& ops);
+void register_nchwc_ops(std::vector<OpDef>& ops);
 
 // Helpers for argument checks; messages name the tensor and its shape.
 const Tensor& require_input(const StepIO& io, int i, const char* name);

@@ -21,6 +21,7 @@ const std::vector<OpDef>& registry() {
     register_resize_ops(r);
     register_attention_ops(r);
     register_gather_ops(r);
+    register_nchwc_ops(r);
     std::sort(r.begin(), r.end(), [](const OpDef& a, const OpDef& b) { return a.name < b.name; });
     return r;
   }();

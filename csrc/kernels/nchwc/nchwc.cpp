@@ -1,0 +1,378 @@
+// NCHWc native ops: infopt.ReorderToNchwc / ReorderFromNchwc, infopt.NchwcConv (direct conv,
+// 2-D, group 1; NCHWc or plain NCHW input), infopt.NchwcMaxPool / NchwcAveragePool /
+// NchwcGlobalAveragePool. The layout and the micro-kernel are described in nchwc.h.
+//
+// NchwcConv: padded inputs are first copied into a zero-padded scratch (in parallel over
+// planes) so the micro-kernel needs no bounds checks; the copy is skipped without padding.
+// Tasks are (image, 16-channel output block, output pixel range), ~4 per thread, none under
+// ~0.25 MFLOP, claimed dynamically.
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "kernels/conv/conv_geometry.h"
+#include "kernels/gemm/gemm.h"
+#include "kernels/kernel.h"
+#include "kernels/nchwc/nchwc.h"
+#include "runtime/thread_pool.h"
+
+namespace infopt {
+namespace nchwc {
+
+int64_t packed_size(int64_t M, int64_t C, int64_t KH, int64_t KW) {
+  return M * ((C + kLanes - 1) / kLanes) * KH * KW * kLanes;
+}
+
+// Output channels [m0, m1) (m0 a multiple of 16, m1 one of 16 or M): each 16-channel block (a
+// trailing 8-channel one) is [groups][KH][KW][8 ci][16 co] at m0 * (per-channel floats).
+void pack_weights(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW, int64_t m0, int64_t m1, float* dst) {
+  const int64_t G = (C + kLanes - 1) / kLanes, per_m = G * KH * KW * kLanes;
+  for (int64_t mb = m0; mb < m1; mb += 16) {
+    const int64_t nbw = std::min<int64_t>(16, M - mb);
+    float* d = dst + mb * per_m;
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t kh = 0; kh < KH; ++kh)
+        for (int64_t kw = 0; kw < KW; ++kw)
+          for (int64_t l = 0; l < kLanes; ++l) {
+            const int64_t c = g * kLanes + l;
+            for (int64_t j = 0; j < nbw; ++j) {
+              *d++ = c < C ? w[(((mb + j) * C + c) * KH + kh) * KW + kw] : 0.f;
+            }
+          }
+  }
+}
+
+}  // namespace nchwc
+
+namespace {
+
+using nchwc::kLanes;
+
+int64_t blocks_of(int64_t c) { return (c + kLanes - 1) / kLanes; }
+
+// A 5-D NCHWc tensor [N, Cb, H, W, 8]; `what` names it in the error.
+void require_nchwc(const Tensor& t, const std::string& what) {
+  if (t.ndim() != 5 || t.dim(4) != kLanes) fail_shape(what + " " + t.desc() + " must be NCHWc f32[N,Cb,H,W,8]");
+}
+
+// Packed weights up to this size are all kept in L2 while a pixel stretch's input is reused by
+// every output block (half of a 512 KiB L2; the stretch's input and the output take the rest).
+constexpr int64_t kPixelMajorBytes = 192 * 1024;
+// Output pixels per stretch in that order: 8 tiles of 6.
+constexpr int64_t kStretch = 48;
+
+class NchwcConvKernel : public Kernel {
+ public:
+  explicit NchwcConvKernel(const Attrs& a) {
+    a.allow({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "activation", "activation_params"});
+    act_ = gemm::parse_activation(a.op(), a.get_str("activation", ""), a.get_floats("activation_params"));
+    win_.parse(a, false);
+    if (a.get_int("group", 1) != 1) a.fail("group", "must be 1 (grouped NCHWc conv is not supported)");
+  }
+
+  void prepare(const std::vector<const Tensor*>& consts, Isa isa) override {
+    packed_.clear();
+    packed_src_ = nullptr;
+    const Tensor* w = consts.size() > 1 ? consts[1] : nullptr;
+    if (!w || w->dtype != DType::Float32 || w->ndim() != 4 || w->numel() == 0 || w->dim(0) % kLanes) return;
+    const int64_t M = w->dim(0), C = w->dim(1), KH = w->dim(2), KW = w->dim(3);
+    packed_.assign(static_cast<size_t>(nchwc::packed_size(M, C, KH, KW)), 0.f);
+    nchwc::pack_weights(w->ptr<float>(), M, C, KH, KW, 0, M, packed_.data());
+    packed_src_ = w->data;
+    packed_shape_ = w->shape;
+  }
+
+  bool reads_only_packed(int i) const override { return i == 1 && !packed_.empty(); }
+
+  void run(StepIO& io) const override {
+    const Tensor& X = require_f32(io, 0, "X");
+    const Tensor& W = require_f32(io, 1, "W");
+    const Tensor* B = io.input(2);
+    const Tensor* Z = io.input(3);
+    if (W.ndim() != 4) fail_shape("NchwcConv W " + W.desc() + " must be f32[M,C,KH,KW]");
+    const int64_t M = W.dim(0), C = W.dim(1), KH = W.dim(2), KW = W.dim(3);
+    if (M % kLanes || M == 0) fail_shape("NchwcConv W " + W.desc() + ": output channels M must be a positive multiple of 8");
+    if (C == 0 || KH == 0 || KW == 0) fail_shape("NchwcConv W " + W.desc() + " is empty");
+    const bool blocked = X.ndim() == 5;
+    if (blocked) {
+      if (X.dim(4) != kLanes || X.dim(1) != blocks_of(C)) {
+        fail_shape("NchwcConv X " + X.desc() + " must be NCHWc f32[N," + std::to_string(blocks_of(C)) +
+                   ",H,W,8] for W " + W.desc());
+      }
+    } else if (X.ndim() != 4 || X.dim(1) != C) {
+      fail_shape("NchwcConv X " + X.desc() + " must be NCHWc f32[N," + std::to_string(blocks_of(C)) +
+                 ",H,W,8] or NCHW f32[N," + std::to_string(C) + ",H,W] for W " + W.desc());
+    }
+    const std::vector<int64_t> kernel{KH, KW};
+    if (!win_.kernel_shape.empty() && win_.kernel_shape != kernel) {
+      fail_shape("NchwcConv kernel_shape " + shape_str(win_.kernel_shape) + " does not match W " + W.desc());
+    }
+    const int64_t N = X.dim(0), H = X.dim(2), Wd = X.dim(3);
+    const Geometry g = make_geometry(win_, Shape{H, Wd}, kernel, "NchwcConv");
+    const int64_t OH = g.out[1], OW = g.out[2], Mb = M / kLanes;
+    const Shape yshape{N, Mb, OH, OW, kLanes};
+    if (B && (B->dtype != DType::Float32 || B->numel() != M)) {
+      fail_shape("NchwcConv bias B " + B->desc() + " must be f32[" + std::to_string(M) + "]");
+    }
+    if (Z && (Z->dtype != DType::Float32 || Z->shape != yshape)) {
+      fail_shape("NchwcConv residual Z " + Z->desc() + " must match the output f32" + shape_str(yshape));
+    }
+    Tensor& Y = io.output(0, DType::Float32, yshape);
+    if (Y.numel() == 0) return;
+
+    const auto& v = nchwc::variant_for(io.isa());
+    ThreadPool* pool = io.pool();
+    const int threads = pool->available();
+
+    // Weights: the constant packed in prepare(), else packed now (in parallel over blocks).
+    const float* wp = nullptr;
+    if (!packed_.empty() && packed_src_ == W.data && packed_shape_ == W.shape) {
+      wp = packed_.data();
+    } else {
+      float* buf = scratch_floats(2, static_cast<size_t>(nchwc::packed_size(M, C, KH, KW)));
+      const float* w = W.ptr<float>();
+      pool->run_tasks((M + 15) / 16, [&](int64_t t) {
+        nchwc::pack_weights(w, M, C, KH, KW, t * 16, std::min(M, t * 16 + 16), buf);
+      });
+      wp = buf;
+    }
+
+    // Input, zero-padded when the windows reach past it: every tap of every output is then in
+    // bounds. Pixel pitch 8 (NCHWc) or 1 (NCHW planes).
+    const int64_t pitch = blocked ? kLanes : 1, planes = blocked ? X.dim(1) : C;
+    const int64_t Hp = (OH - 1) * g.s[1] + (KH - 1) * g.d[1] + 1, Wp = (OW - 1) * g.s[2] + (KW - 1) * g.d[2] + 1;
+    const bool pad = g.pb[1] > 0 || g.pb[2] > 0 || Hp > H || Wp > Wd;
+    const float* xin = X.ptr<float>();
+    int64_t Hi = H, Wi = Wd;
+    if (pad) {
+      Hi = Hp, Wi = Wp;
+      const int64_t psize = Hp * Wp * pitch;
+      // Shared by the tasks, so it lives in the calling thread's scratch (slot 7; the NCHWc and
+      // NCHW conv kernels never nest).
+      float* buf = scratch_floats(7, static_cast<size_t>(N * planes * psize));
+      const float* src = X.ptr<float>();
+      const int64_t pb_h = g.pb[1], pb_w = g.pb[2];
+      const int64_t lo = std::min(pb_w, Wp), cols = std::max<int64_t>(0, std::min(Wd, Wp - pb_w));
+      pool->run_tasks(N * planes, [&](int64_t t) {
+        const float* s = src + t * H * Wd * pitch;
+        float* d = buf + t * psize;
+        for (int64_t r = 0; r < Hp; ++r) {
+          float* dr = d + r * Wp * pitch;
+          const int64_t ir = r - pb_h;
+          if (ir < 0 || ir >= H) {
+            std::fill(dr, dr + Wp * pitch, 0.f);
+            continue;
+          }
+          std::fill(dr, dr + lo * pitch, 0.f);
+          std::memcpy(dr + lo * pitch, s + ir * Wd * pitch, sizeof(float) * static_cast<size_t>(cols * pitch));
+          std::fill(dr + (lo + cols) * pitch, dr + Wp * pitch, 0.f);
+        }
+      });
+      xin = buf;
+    }
+    const int64_t plane = Hi * Wi * pitch, rowstride = Wi * pitch, image = planes * plane;
+
+    nchwc::ConvRun base{};
+    base.ohstride = g.s[1] * rowstride;
+    base.pstride = g.s[2] * pitch;
+    base.rowstep = g.d[1] * rowstride;
+    base.colstep = g.d[2] * pitch;
+    base.gstride = blocked ? plane : kLanes * plane;
+    base.lstride = blocked ? 1 : plane;
+    base.ow = OW;
+    base.full_groups = C / kLanes;
+    base.rem_lanes = static_cast<int>(C % kLanes);
+    base.kh = static_cast<int>(KH);
+    base.kw = static_cast<int>(KW);
+    base.ystride = OH * OW * kLanes;
+    base.act = act_;
+    base.act_fn = gemm::variant_for(io.isa()).activation;
+
+    // Work split, ~4 tasks per thread, none under ~0.25 MFLOP, pixel ranges in whole 6-pixel
+    // tiles. A task is (image, 16-channel block, pixel range): the block's weights stay in
+    // L1/L2 while its pixels go by. A 1x1 conv reads each input value once per block, so a large
+    // map would come from L3 once per block; when all its packed weights fit in L2 (<= 192 KiB)
+    // a task is (image, pixel range) instead and runs every block over a 48-pixel stretch
+    // before moving on, so the stretch's input is read from L1/L2 by all blocks.
+    const int64_t nmb = (M + 15) / 16, P = OH * OW, per_m = blocks_of(C) * KH * KW * kLanes;
+    const bool pixel_major = KH * KW == 1 && nmb > 1 && M * per_m * static_cast<int64_t>(sizeof(float)) <= kPixelMajorBytes;
+    const int64_t units = pixel_major ? N : N * nmb;
+    const double flops = 2.0 * static_cast<double>(N * M * P) * static_cast<double>(C * KH * KW);
+    int64_t target = threads > 1 ? 4 * threads : 1;
+    target = std::max<int64_t>(1, std::min<int64_t>(target, static_cast<int64_t>(flops / 2.5e5)));
+    const int64_t want = (target + units - 1) / units;
+    const int64_t span = std::max<int64_t>(1, (P + want - 1) / want);
+    const int64_t per_chunk = want > 1 ? (span + 5) / 6 * 6 : P, chunks = (P + per_chunk - 1) / per_chunk;
+    const float* bias = B ? B->ptr<float>() : nullptr;
+    const float* zp = Z ? Z->ptr<float>() : nullptr;
+    float* yp = Y.ptr<float>();
+    auto run_block = [&](nchwc::ConvRun& a, int64_t n, int64_t m0, int64_t q0, int64_t q1) {
+      a.nb = static_cast<int>(std::min<int64_t>(2, (M - m0) / kLanes));
+      a.w = wp + m0 * per_m;
+      a.bias = bias ? bias + m0 : nullptr;
+      a.x = xin + n * image;
+      const int64_t yoff = (n * Mb + m0 / kLanes) * P * kLanes;
+      a.y = yp + yoff;
+      a.z = zp ? zp + yoff : nullptr;
+      a.q0 = q0;
+      a.q1 = q1;
+      v.conv_run(a);
+    };
+    pool->run_tasks(units * chunks, [&](int64_t t) {
+      const int64_t chunk = t % chunks, u = t / chunks;
+      const int64_t q0 = chunk * per_chunk, q1 = std::min(P, q0 + per_chunk);
+      nchwc::ConvRun a = base;
+      if (!pixel_major) return run_block(a, u / nmb, (u % nmb) * 16, q0, q1);
+      for (int64_t s0 = q0; s0 < q1; s0 += kStretch) {
+        for (int64_t mb = 0; mb < nmb; ++mb) run_block(a, u, mb * 16, s0, std::min(q1, s0 + kStretch));
+      }
+    });
+  }
+
+ private:
+  WindowAttrs win_;
+  gemm::Activation act_;
+  std::vector<float, gemm::AlignedAlloc<float>> packed_;
+  const void* packed_src_ = nullptr;
+  Shape packed_shape_;
+};
+
+// Pixels per reorder task: big enough to amortise the hand-off, small enough to share a plane.
+constexpr int64_t kReorderChunk = 4096;
+
+class ReorderToKernel : public Kernel {
+ public:
+  explicit ReorderToKernel(const Attrs& a) { a.allow({}); }
+  void run(StepIO& io) const override {
+    const Tensor& X = require_f32(io, 0, "X");
+    if (X.ndim() != 4) fail_shape("ReorderToNchwc X " + X.desc() + " must be NCHW f32[N,C,H,W]");
+    const int64_t N = X.dim(0), C = X.dim(1), HW = X.dim(2) * X.dim(3), Cb = blocks_of(C);
+    Tensor& Y = io.output(0, DType::Float32, {N, Cb, X.dim(2), X.dim(3), kLanes});
+    if (Y.numel() == 0) return;
+    const auto fn = nchwc::variant_for(io.isa()).reorder_to;
+    const float* xp = X.ptr<float>();
+    float* yp = Y.ptr<float>();
+    const int64_t chunks = (HW + kReorderChunk - 1) / kReorderChunk;
+    io.pool()->parallel_for(N * Cb * chunks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t k = t % chunks, ncb = t / chunks, n = ncb / Cb, cb = ncb % Cb;
+        fn(xp + n * C * HW, C, HW, cb, k * kReorderChunk, std::min(HW, (k + 1) * kReorderChunk), yp + ncb * HW * kLanes);
+      }
+    });
+  }
+};
+
+class ReorderFromKernel : public Kernel {
+ public:
+  explicit ReorderFromKernel(const Attrs& a) {
+    a.allow({"channels"});
+    channels_ = a.get_int("channels", 0);
+    if (channels_ < 1) a.fail("channels", "is required and must be positive");
+  }
+  void run(StepIO& io) const override {
+    const Tensor& X = require_f32(io, 0, "X");
+    require_nchwc(X, "ReorderFromNchwc X");
+    const int64_t N = X.dim(0), Cb = X.dim(1), HW = X.dim(2) * X.dim(3), C = channels_;
+    if (C > Cb * kLanes) {
+      fail_shape("ReorderFromNchwc channels=" + std::to_string(C) + " exceeds the " + std::to_string(Cb * kLanes) +
+                 " lanes of X " + X.desc());
+    }
+    Tensor& Y = io.output(0, DType::Float32, {N, C, X.dim(2), X.dim(3)});
+    if (Y.numel() == 0) return;
+    const auto fn = nchwc::variant_for(io.isa()).reorder_from;
+    const float* xp = X.ptr<float>();
+    float* yp = Y.ptr<float>();
+    const int64_t used = blocks_of(C), chunks = (HW + kReorderChunk - 1) / kReorderChunk;
+    io.pool()->parallel_for(N * used * chunks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t k = t % chunks, ncb = t / chunks, n = ncb / used, cb = ncb % used;
+        const int lanes = static_cast<int>(std::min<int64_t>(kLanes, C - cb * kLanes));
+        fn(xp + (n * Cb + cb) * HW * kLanes, lanes, HW, k * kReorderChunk, std::min(HW, (k + 1) * kReorderChunk),
+           yp + (n * C + cb * kLanes) * HW);
+      }
+    });
+  }
+
+ private:
+  int64_t channels_ = 0;
+};
+
+class NchwcPoolKernel : public Kernel {
+ public:
+  NchwcPoolKernel(const Attrs& a, bool is_max) : max_(is_max) {
+    if (is_max) {
+      // storage_order only shapes the Indices output, which this op does not have
+      a.allow({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
+    } else {
+      a.allow({"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"});
+      count_include_pad_ = a.get_int("count_include_pad", 0) != 0;
+    }
+    win_.parse(a, true);
+  }
+
+  void run(StepIO& io) const override {
+    const char* op = max_ ? "NchwcMaxPool" : "NchwcAveragePool";
+    const Tensor& X = require_f32(io, 0, "X");
+    require_nchwc(X, std::string(op) + " X");
+    const Geometry g = make_geometry(win_, Shape{X.dim(2), X.dim(3)}, win_.kernel_shape, op);
+    const int64_t N = X.dim(0), Cb = X.dim(1), OH = g.out[1], OW = g.out[2];
+    Tensor& Y = io.output(0, DType::Float32, {N, Cb, OH, OW, kLanes});
+    if (Y.numel() == 0) return;
+    const auto& v = nchwc::variant_for(io.isa());
+    const auto fn = max_ ? v.maxpool_row : v.avgpool_row;
+    const float* xp = X.ptr<float>();
+    float* yp = Y.ptr<float>();
+    const int64_t Sin = g.in_size() * kLanes, per_row = OW * g.k_size() * kLanes;
+    const bool cip = count_include_pad_;
+    io.pool()->parallel_for(N * Cb * OH, std::max<int64_t>(1, 32768 / std::max<int64_t>(per_row, 1)),
+                            [&](int64_t r0, int64_t r1) {
+                              for (int64_t r = r0; r < r1; ++r) {
+                                const int64_t p = r / OH, oy = r % OH;
+                                fn(xp + p * Sin, g, oy, cip, yp + r * OW * kLanes);
+                              }
+                            });
+  }
+
+ private:
+  bool max_;
+  bool count_include_pad_ = false;
+  WindowAttrs win_;
+};
+
+class NchwcGlobalAvgPoolKernel : public Kernel {
+ public:
+  explicit NchwcGlobalAvgPoolKernel(const Attrs& a) { a.allow({}); }
+  void run(StepIO& io) const override {
+    const Tensor& X = require_f32(io, 0, "X");
+    require_nchwc(X, "NchwcGlobalAveragePool X");
+    const int64_t N = X.dim(0), Cb = X.dim(1), S = X.dim(2) * X.dim(3);
+    Tensor& Y = io.output(0, DType::Float32, {N, Cb, 1, 1, kLanes});
+    if (Y.numel() == 0) return;
+    const auto fn = nchwc::variant_for(io.isa()).global_avgpool;
+    const float* xp = X.ptr<float>();
+    float* yp = Y.ptr<float>();
+    io.pool()->parallel_for(N * Cb, std::max<int64_t>(1, 4096 / std::max<int64_t>(S, 1)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) fn(xp + p * S * kLanes, S, yp + p * kLanes);
+    });
+  }
+};
+
+std::unique_ptr<Kernel> make_conv(const Attrs& a, int, int) { return std::make_unique<NchwcConvKernel>(a); }
+std::unique_ptr<Kernel> make_to(const Attrs& a, int, int) { return std::make_unique<ReorderToKernel>(a); }
+std::unique_ptr<Kernel> make_from(const Attrs& a, int, int) { return std::make_unique<ReorderFromKernel>(a); }
+std::unique_ptr<Kernel> make_maxpool(const Attrs& a, int, int) { return std::make_unique<NchwcPoolKernel>(a, true); }
+std::unique_ptr<Kernel> make_avgpool(const Attrs& a, int, int) { return std::make_unique<NchwcPoolKernel>(a, false); }
+std::unique_ptr<Kernel> make_gap(const Attrs& a, int, int) { return std::make_unique<NchwcGlobalAvgPoolKernel>(a); }
+
+}  // namespace
+
+void register_nchwc_ops(std::vector<OpDef>& ops) {
+  ops.push_back({"infopt.ReorderToNchwc", make_to, 1, 1, 1, 1});
+  ops.push_back({"infopt.ReorderFromNchwc", make_from, 1, 1, 1, 1});
+  ops.push_back({"infopt.NchwcConv", make_conv, 2, 4, 1, 1});
+  ops.push_back({"infopt.NchwcMaxPool", make_maxpool, 1, 1, 1, 1});
+  ops.push_back({"infopt.NchwcAveragePool", make_avgpool, 1, 1, 1, 1});
+  ops.push_back({"infopt.NchwcGlobalAveragePool", make_gap, 1, 1, 1, 1});
+}
+
+}  // namespace infopt

@@ -1,0 +1,166 @@
+// AVX2/FMA NCHWc kernels. The conv micro-kernel computes NP consecutive output pixels x NB
+// 8-channel blocks (NB = 2: up to 6 pixels, 12 YMM accumulators; NB = 1: up to 8): per input
+// lane it loads NB weight vectors and broadcasts the NP input values, NP*NB FMAs. Each pixel
+// has its own input pointer, so a tile may span output rows (a 7x7 map is 49 pixels in 9
+// tiles of 5-6, not 7 rows of 4+3), and every broadcast is pointer + tap offset + immediate.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+#include <utility>
+
+#include "kernels/nchwc/nchwc.h"
+
+namespace infopt {
+namespace nchwc {
+namespace isa_avx2 {
+#include "kernels/nchwc/nchwc_impl.h"
+
+// Floats of packed weights fetched ahead: one 64-byte line per lane of a 16-channel block, 12
+// lanes (~70 cycles) ahead. Deep layers stream 150-300 KB of weights per tile from L2.
+constexpr int kPrefetch = 12 * 16;
+
+// The lanes [0, LANES) (or [0, lanes) when LANES == 0) of tap offset t: w advances by NB*8 per
+// lane. Pixel p reads xp[p][t + lane offset]: base + index + immediate, no address arithmetic.
+template <int NP, int NB, bool LS1, int LANES>
+inline __attribute__((always_inline)) void taps(const float* const (&xp)[NP], int64_t t, int64_t ls, int lanes,
+                                                const float*& w, __m256 (&acc)[NP][NB]) {
+  const int n = LANES ? LANES : lanes;
+#pragma GCC unroll 8
+  for (int l = 0; l < n; ++l) {
+    const int64_t tl = LS1 ? t + l : t + l * ls;
+    __m256 wv[NB];
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; ++b) wv[b] = _mm256_loadu_ps(w + b * 8);
+    if (NB == 2) _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch), _MM_HINT_T0);
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) {
+      const __m256 xv = _mm256_broadcast_ss(xp[p] + tl);
+#pragma GCC unroll 2
+      for (int b = 0; b < NB; ++b) acc[p][b] = _mm256_fmadd_ps(xv, wv[b], acc[p][b]);
+    }
+    w += NB * 8;
+    // Keeps each lane's loads within its lane: hoisting the next lanes' loads above these FMAs
+    // needs more than the 16 YMM registers, and GCC then spills accumulators to the stack.
+    asm volatile("" ::: "memory");
+  }
+}
+
+// All taps of the last, partial channel group (R of its 8 lanes present).
+template <int NP, int NB, bool LS1, int R>
+inline __attribute__((always_inline)) void rem_taps(const ConvRun& a, const float* const (&xp)[NP], const float*& w,
+                                                    __m256 (&acc)[NP][NB]) {
+  for (int i = 0; i < a.kh; ++i) {
+    const int64_t tr = a.full_groups * a.gstride + i * a.rowstep;
+    for (int j = 0; j < a.kw; ++j) {
+      taps<NP, NB, LS1, R>(xp, tr + j * a.colstep, a.lstride, R, w, acc);
+      w += (kLanes - R) * NB * 8;
+    }
+  }
+}
+
+// Output pixels [q, q + NP) of the run; x0[p] is pixel p's input at tap (0, 0), group 0.
+template <int NP, int NB, bool LS1>
+void tile(const ConvRun& a, const float* const* x0, int64_t q) {
+  const float* xp[NP];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p) xp[p] = x0[p];
+  __m256 acc[NP][NB];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; ++b) acc[p][b] = _mm256_setzero_ps();
+  const int64_t ls = a.lstride;
+  const float* w = a.w;
+  const int kh = a.kh, kw = a.kw;
+  for (int64_t g = 0; g < a.full_groups; ++g) {
+    for (int i = 0; i < kh; ++i) {
+      const int64_t tr = g * a.gstride + i * a.rowstep;
+      for (int j = 0; j < kw; ++j) taps<NP, NB, LS1, 8>(xp, tr + j * a.colstep, ls, 8, w, acc);
+    }
+  }
+  switch (a.rem_lanes) {  // compile-time lane counts: C = 3 (a first conv) is all remainder
+    case 1: rem_taps<NP, NB, LS1, 1>(a, xp, w, acc); break;
+    case 2: rem_taps<NP, NB, LS1, 2>(a, xp, w, acc); break;
+    case 3: rem_taps<NP, NB, LS1, 3>(a, xp, w, acc); break;
+    case 4: rem_taps<NP, NB, LS1, 4>(a, xp, w, acc); break;
+    case 5: rem_taps<NP, NB, LS1, 5>(a, xp, w, acc); break;
+    case 6: rem_taps<NP, NB, LS1, 6>(a, xp, w, acc); break;
+    case 7: rem_taps<NP, NB, LS1, 7>(a, xp, w, acc); break;
+    default: break;
+  }
+  // Epilogue in registers. Relu and Clip keep NaN as the scalar path does (max/min return the
+  // second operand when either is NaN).
+  const gemm::Act kind = a.act.kind;
+#pragma GCC unroll 2
+  for (int b = 0; b < NB; ++b) {
+    const __m256 bv = a.bias ? _mm256_loadu_ps(a.bias + b * 8) : _mm256_setzero_ps();
+    float* y = a.y + b * a.ystride + q * kLanes;
+    const float* z = a.z ? a.z + b * a.ystride + q * kLanes : nullptr;
+#pragma GCC unroll 8
+    for (int p = 0; p < NP; ++p) {
+      __m256 v = _mm256_add_ps(acc[p][b], bv);
+      if (z) v = _mm256_add_ps(v, _mm256_loadu_ps(z + p * 8));
+      if (kind == gemm::Act::Relu) {
+        v = _mm256_max_ps(_mm256_setzero_ps(), v);
+      } else if (kind == gemm::Act::Clip) {
+        v = _mm256_min_ps(_mm256_set1_ps(a.act.p1), _mm256_max_ps(_mm256_set1_ps(a.act.p0), v));
+      }
+      _mm256_storeu_ps(y + p * 8, v);
+    }
+    if (kind != gemm::Act::None && kind != gemm::Act::Relu && kind != gemm::Act::Clip) {
+      a.act_fn(y, NP * kLanes, a.act);
+    }
+  }
+}
+
+using TileFn = void (*)(const ConvRun&, const float* const*, int64_t);
+// Pixels per tile: 6 x 16 channels (12 accumulators), 8 x 8 channels (8 pixel pointers).
+constexpr int kMaxNp2 = 6, kMaxNp1 = 8;
+
+template <int NB, bool LS1, size_t... I>
+constexpr std::array<TileFn, sizeof...(I) + 1> make_table(std::index_sequence<I...>) {
+  return {nullptr, &tile<static_cast<int>(I) + 1, NB, LS1>...};
+}
+
+template <int NB, bool LS1>
+const TileFn* table() {
+  static constexpr auto t = make_table<NB, LS1>(std::make_index_sequence<NB == 2 ? kMaxNp2 : kMaxNp1>{});
+  return t.data();
+}
+
+// Tiles are balanced (a run of 14 is 5+5+4, not 6+6+2): a tile of fewer than 4 pixels has too
+// few accumulator chains to hide the FMA latency.
+void conv_run(const ConvRun& a) {
+  const int maxp = a.nb == 2 ? kMaxNp2 : kMaxNp1;
+  const TileFn* fns = a.nb == 2 ? (a.lstride == 1 ? table<2, true>() : table<2, false>())
+                                : (a.lstride == 1 ? table<1, true>() : table<1, false>());
+  const int64_t len = a.q1 - a.q0, ntiles = (len + maxp - 1) / maxp;
+  if (ntiles <= 0) return;
+  const int64_t base = len / ntiles, extra = len % ntiles;
+  int64_t q = a.q0, oh = q / a.ow, ow = q % a.ow;
+  const float* x0[kMaxNp1];
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const int np = static_cast<int>(base + (t < extra ? 1 : 0));
+    for (int p = 0; p < np; ++p) {
+      x0[p] = a.x + oh * a.ohstride + ow * a.pstride;
+      if (++ow == a.ow) ow = 0, ++oh;
+    }
+    fns[np](a, x0, q);
+    q += np;
+  }
+}
+
+}  // namespace isa_avx2
+
+const Variant& avx2_variant() {
+  static const Variant v{"infopt_f32_nchwc8__avx2_6x16", Isa::Avx2, isa_avx2::conv_run,
+                         isa_avx2::reorder_to, isa_avx2::reorder_from, isa_avx2::maxpool_row,
+                         isa_avx2::avgpool_row, isa_avx2::global_avgpool};
+  return v;
+}
+
+}  // namespace nchwc
+}  // namespace infopt
