@@ -54,6 +54,21 @@ inline void maxpool_row(const float* x, const Geometry& g, int64_t oy, bool, flo
     const int64_t x0 = ox * g.s[2] - g.pb[2];
     int64_t kx0, kx1;
     tap_range(x0, g.d[2], g.k[2], W, kx0, kx1);
+#if defined(__AVX2__)
+    // max_nan's branch kept GCC from vectorising the lane loop (scalar compares, a jump per
+    // lane: SqueezeNet's pools took 6 ms). max_ps(v, m) returns m when either is NaN, so a NaN
+    // tap is tracked in its own mask and merged at the end.
+    __m256 m = _mm256_set1_ps(-std::numeric_limits<float>::infinity()), nan = _mm256_setzero_ps();
+    for (int64_t ky = ky0; ky < ky1; ++ky) {
+      const int64_t row = (y0 + ky * g.d[1]) * W + x0;
+      for (int64_t kx = kx0; kx < kx1; ++kx) {
+        const __m256 v = _mm256_loadu_ps(x + (row + kx * g.d[2]) * kLanes);
+        m = _mm256_max_ps(v, m);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+      }
+    }
+    _mm256_storeu_ps(y + ox * kLanes, _mm256_blendv_ps(m, _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN()), nan));
+#else
     float m[kLanes];
     for (int l = 0; l < kLanes; ++l) m[l] = -std::numeric_limits<float>::infinity();
     for (int64_t ky = ky0; ky < ky1; ++ky) {
@@ -64,6 +79,7 @@ inline void maxpool_row(const float* x, const Geometry& g, int64_t oy, bool, flo
       }
     }
     for (int l = 0; l < kLanes; ++l) y[ox * kLanes + l] = m[l];
+#endif
   }
 }
 
