@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from cpu_helpers import assert_close, randn, ref_conv, ref_pool, run_op
 
+from infopt import _C
+
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -197,6 +199,24 @@ def test_nchwc_conv_tiles(isa, rng, oh, ow, m, threads):
             threads=threads,
         )
         assert_close(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_nchwc_conv_packed_weight_released(isa, rng):
+    # W is packed once in prepare(); the kernel then reads only the packed copy, so the Program
+    # may free the original, and later plans (other batch sizes, the NCHW input) still use it.
+    p = _C.Program(2, isa)
+    x_id, w_id, b_id, y_id = (p.add_value(n) for n in ("x", "w", "b", "y"))
+    _, w, b = _conv_inputs(rng, 1, 13, 24, (1, 1), (3, 3))
+    p.set_constant(w_id, w)
+    p.set_constant(b_id, b)
+    p.add_native_step("infopt.NchwcConv", [x_id, w_id, b_id], [y_id], {"pads": [1, 1, 1, 1]})
+    p.set_io([x_id], [y_id])
+    assert p.prepare(release_packed_constants=True) == w.nbytes
+    assert p.released_constants() == ["w"]
+    for n, nchw in ((1, False), (3, False), (2, True)):
+        x = randn(rng, n, 13, 9, 7)
+        (y,) = p.run([x if nchw else to_nchwc(x)])
+        assert_close(y, to_nchwc(ref_conv(x, w, b, pads=[1, 1, 1, 1])), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("act", ["", "Relu", "Clip"])

@@ -42,9 +42,6 @@ inline __attribute__((always_inline)) void taps(const float* const (&xp)[NP], in
       for (int b = 0; b < NB; ++b) acc[p][b] = _mm256_fmadd_ps(xv, wv[b], acc[p][b]);
     }
     w += NB * 8;
-    // Keeps each lane's loads within its lane: hoisting the next lanes' loads above these FMAs
-    // needs more than the 16 YMM registers, and GCC then spills accumulators to the stack.
-    asm volatile("" ::: "memory");
   }
 }
 
