@@ -93,7 +93,7 @@ CONV_CASES = [
     (16, 40, (28, 31), (3, 3), {"pads": [1, 1, 1, 1]}),  # several tasks; 31 = 6*4 + 7 columns
     (64, 24, (7, 7), (3, 3), {"strides": [3, 3], "pads": [2, 2, 2, 2]}),  # stride 3
     (24, 16, (5, 13), (3, 3), {"kernel_shape": [3, 3]}),  # no padding: reads X in place
-    (24, 40, (20, 21), (1, 1), {}),  # 1x1, several blocks: pixel-major order, 48-pixel stretches
+    (24, 40, (20, 21), (1, 1), {}),  # 1x1, several blocks and tasks
 ]
 
 # (bias, residual, activation, activation_params)
