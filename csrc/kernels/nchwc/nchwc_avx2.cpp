@@ -18,10 +18,6 @@ namespace nchwc {
 namespace isa_avx2 {
 #include "kernels/nchwc/nchwc_impl.h"
 
-// Floats of packed weights fetched ahead: one 64-byte line per lane of a 16-channel block, 12
-// lanes (~70 cycles) ahead. Deep layers stream 150-300 KB of weights per tile from L2.
-constexpr int kPrefetch = 12 * 16;
-
 // The lanes [0, LANES) (or [0, lanes) when LANES == 0) of tap offset t: w advances by NB*8 per
 // lane. Pixel p reads xp[p][t + lane offset]: base + index + immediate, no address arithmetic.
 template <int NP, int NB, bool LS1, int LANES>
@@ -34,7 +30,6 @@ inline __attribute__((always_inline)) void taps(const float* const (&xp)[NP], in
     __m256 wv[NB];
 #pragma GCC unroll 2
     for (int b = 0; b < NB; ++b) wv[b] = _mm256_loadu_ps(w + b * 8);
-    if (NB == 2) _mm_prefetch(reinterpret_cast<const char*>(w + kPrefetch), _MM_HINT_T0);
 #pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) {
       const __m256 xv = _mm256_broadcast_ss(xp[p] + tl);
