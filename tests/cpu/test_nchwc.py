@@ -94,6 +94,9 @@ CONV_CASES = [
     (64, 24, (7, 7), (3, 3), {"strides": [3, 3], "pads": [2, 2, 2, 2]}),  # stride 3
     (24, 16, (5, 13), (3, 3), {"kernel_shape": [3, 3]}),  # no padding: reads X in place
     (24, 40, (20, 21), (1, 1), {}),  # 1x1, several blocks and tasks
+    # > 128 KiB of packed weights per block: tiles take the channel groups in passes (AVX2)
+    (261, 24, (6, 10), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (520, 8, (4, 9), (3, 3), {"strides": [1, 2], "pads": [0, 1, 1, 0]}),
 ]
 
 # (bias, residual, activation, activation_params)
