@@ -150,7 +150,8 @@ const TileFn* table() {
 // input (a 7x7 map with C = 512 ran at 3/4 of the C = 128 rate). The tiles of a group of up to
 // 8 then take the channel groups in passes of <= 16 KiB of weights, keeping partial sums in a
 // stack buffer between passes: the first tile of a pass reads that slice from L2, the next
-// ones from L1 (+3-7% on that layer; smaller weights measured the same either way).
+// ones from L1, and while they run the next slice is prefetched from L3 into L2 (together
+// +15% on that layer; smaller weights measured the same either way).
 void conv_run(const ConvRun& a) {
   const int maxp = a.nb == 2 ? kMaxNp2 : kMaxNp1;
   const TileFn* fns = a.nb == 2 ? (a.lstride == 1 ? table<2, true>() : table<2, false>())
@@ -168,8 +169,13 @@ void conv_run(const ConvRun& a) {
   int nps[kGroupTiles];
   int64_t qs[kGroupTiles];
   int64_t q = a.q0, oh = q / a.ow, ow = q % a.ow;
-  for (int64_t t0 = 0; t0 < ntiles; t0 += kGroupTiles) {
-    const int nt = static_cast<int>(std::min<int64_t>(kGroupTiles, ntiles - t0));
+  // tile groups balanced too (9 tiles: 5 + 4, not 8 + 1 whose last tile gets no reuse)
+  const int64_t ngroups = (ntiles + kGroupTiles - 1) / kGroupTiles;
+  const int64_t gbase = ntiles / ngroups, gextra = ntiles % ngroups;
+  const int64_t slice_floats = group_bytes / static_cast<int64_t>(sizeof(float)) * per_pass;
+  int64_t t0 = 0;
+  for (int64_t gi = 0; t0 < ntiles; ++gi) {
+    const int nt = static_cast<int>(std::min<int64_t>(gbase + (gi < gextra ? 1 : 0), ntiles - t0));
     for (int t = 0; t < nt; ++t) {
       const int np = static_cast<int>(base + (t0 + t < extra ? 1 : 0));
       nps[t] = np;
@@ -180,9 +186,17 @@ void conv_run(const ConvRun& a) {
       }
       q += np;
     }
+    t0 += nt;
     for (int64_t s = 0; s < passes; ++s) {
       const Part part0{s * per_pass, std::min(a.full_groups, (s + 1) * per_pass), s == 0, s == passes - 1, nullptr};
+      // the next pass's weight slice (or the next tile group's first) into L2, spread over
+      // this pass's tiles, which read theirs from L1
+      const float* next = a.w + ((s + 1) % passes) * slice_floats;
+      const int64_t lines = passes > 1 ? slice_floats / 16 : 0, per_tile = (lines + nt - 1) / nt;
       for (int t = 0; t < nt; ++t) {
+        for (int64_t l = t * per_tile; l < std::min(lines, (t + 1) * per_tile); ++l) {
+          _mm_prefetch(reinterpret_cast<const char*>(next + l * 16), _MM_HINT_T1);
+        }
         Part part = part0;
         part.acc = accbuf[t];
         fns[nps[t]](a, x0[t], qs[t], part);
