@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from cpu_helpers import assert_close, randn, ref_conv, ref_pool, run_op
 
+from infopt import _C
+
 RTOL, ATOL = 1e-4, 1e-5
 
 
@@ -91,7 +93,10 @@ CONV_CASES = [
     (16, 40, (28, 31), (3, 3), {"pads": [1, 1, 1, 1]}),  # several tasks; 31 = 6*4 + 7 columns
     (64, 24, (7, 7), (3, 3), {"strides": [3, 3], "pads": [2, 2, 2, 2]}),  # stride 3
     (24, 16, (5, 13), (3, 3), {"kernel_shape": [3, 3]}),  # no padding: reads X in place
-    (24, 40, (20, 21), (1, 1), {}),  # 1x1, several blocks: pixel-major order, 48-pixel stretches
+    (24, 40, (20, 21), (1, 1), {}),  # 1x1, several blocks and tasks
+    # > 128 KiB of packed weights per block: tiles take the channel groups in passes (AVX2)
+    (261, 24, (6, 10), (3, 3), {"pads": [1, 1, 1, 1]}),
+    (520, 8, (4, 9), (3, 3), {"strides": [1, 2], "pads": [0, 1, 1, 0]}),
 ]
 
 # (bias, residual, activation, activation_params)
@@ -197,6 +202,24 @@ def test_nchwc_conv_tiles(isa, rng, oh, ow, m, threads):
             threads=threads,
         )
         assert_close(got, want, rtol=RTOL, atol=ATOL)
+
+
+def test_nchwc_conv_packed_weight_released(isa, rng):
+    # W is packed once in prepare(); the kernel then reads only the packed copy, so the Program
+    # may free the original, and later plans (other batch sizes, the NCHW input) still use it.
+    p = _C.Program(2, isa)
+    x_id, w_id, b_id, y_id = (p.add_value(n) for n in ("x", "w", "b", "y"))
+    _, w, b = _conv_inputs(rng, 1, 13, 24, (1, 1), (3, 3))
+    p.set_constant(w_id, w)
+    p.set_constant(b_id, b)
+    p.add_native_step("infopt.NchwcConv", [x_id, w_id, b_id], [y_id], {"pads": [1, 1, 1, 1]})
+    p.set_io([x_id], [y_id])
+    assert p.prepare(release_packed_constants=True) == w.nbytes
+    assert p.released_constants() == ["w"]
+    for n, nchw in ((1, False), (3, False), (2, True)):
+        x = randn(rng, n, 13, 9, 7)
+        (y,) = p.run([x if nchw else to_nchwc(x)])
+        assert_close(y, to_nchwc(ref_conv(x, w, b, pads=[1, 1, 1, 1])), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("act", ["", "Relu", "Clip"])

@@ -7,9 +7,10 @@
 //
 // Conv weights are packed once ([M/16 blocks][ceil(C/8)][KH][KW][8 ci][16 co], a trailing
 // 8-channel block [..][8 ci][8 co] when M % 16 == 8; zero rows for ci >= C) and a run of output
-// pixels of one 16- or 8-channel block is computed per call of the variant's conv_run: all taps
-// are reduced in registers and the epilogue (bias, residual, activation) runs before the one
-// store.
+// pixels of one 16- or 8-channel block is computed per call of the variant's conv_run: taps are
+// reduced in registers and the epilogue (bias, residual, activation) runs before the one store
+// of each output tile. (The AVX2 variant takes blocks with > 128 KiB of packed weights in
+// passes over the channel groups, partial sums parked in a stack buffer; see conv_run there.)
 #pragma once
 #include <cstdint>
 #include <vector>
