@@ -546,7 +546,10 @@ std::vector<RunOutput> Program::run(const std::vector<Tensor>& feeds, const std:
   }
   if (plan && plan->arena_bytes && !st.arena) st.arena = std::make_shared<AlignedBuffer>(plan->arena_bytes);
 
-  execute(st);
+  {
+    ThreadPool::Active active(pool_);
+    execute(st);
+  }
 
   std::vector<RunOutput> result;
   std::vector<char> handed(n, 0);

@@ -24,6 +24,9 @@ std::chrono::microseconds spin_time() {
   return t;
 }
 
+// Longest poll inside an active run without a job.
+constexpr std::chrono::milliseconds kActivePoll{5};
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(_M_X64)
   _mm_pause();
@@ -71,12 +74,18 @@ void ThreadPool::work_on(Job& job) {
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    // poll first; the clock is read only every 64 pauses
+    // Poll first: while a run is active (up to kActivePoll after the last job: a long serial
+    // step should not keep a core busy), else for spin_time(). The clock is read and the core
+    // offered to other runnable threads only every 64 pauses.
     bool ready = false;
-    const auto until = std::chrono::steady_clock::now() + spin_time();
+    const auto start = std::chrono::steady_clock::now();
     for (int i = 1; !ready; ++i) {
       ready = published_.load(std::memory_order_acquire) != seen || stopping_.load(std::memory_order_acquire);
-      if (!ready && i % 64 == 0 && std::chrono::steady_clock::now() > until) break;
+      if (!ready && i % 64 == 0) {
+        const auto idle = std::chrono::steady_clock::now() - start;
+        if (active_.load(std::memory_order_relaxed) > 0 ? idle > kActivePoll : idle > spin_time()) break;
+        std::this_thread::yield();
+      }
       cpu_relax();
     }
     Job* job = nullptr;
