@@ -137,7 +137,7 @@ def test_batchnorm_and_channel_constants_are_relaid():
         assert len(consts) == 1 and consts[0].shape == (2, 1, 1, 8)
 
 
-def _densenet_block(c: int, act: list | None = None, seed: int = 0):
+def _densenet_block(c: int, act: tuple | None = None, seed: int = 0, opset: int = 17):
     """DenseNet's pattern: Concat of two convs -> BN -> activation -> 1x1 conv -> BN ->
     activation -> 3x3 conv; ``act`` = (op, attrs, extra inputs) of the activations."""
     op, attrs, extra = act or ("Relu", {}, [])
@@ -162,7 +162,7 @@ def _densenet_block(c: int, act: list | None = None, seed: int = 0):
         *bn_params(c, seed=seed),
         *[(k + "2", a) for k, a in bn_params(16, seed=seed + 7)],
     ]
-    return graph_model(nodes, [("x", ["N", 8, 6, 7])], ["y"], inits)
+    return graph_model(nodes, [("x", ["N", 8, 6, 7])], ["y"], inits, opset=opset)
 
 
 @pytest.mark.parametrize(
@@ -193,6 +193,38 @@ def test_densenet_batchnorm_activation_becomes_one_scale_shift(act):
     want = {"Clip": {"min": -0.5, "max": 1.5}, "Relu": {}, "Sigmoid": {}}.get(act[0], act[1])
     for node in (model.graph.nodes[4], model.graph.nodes[6]):
         assert {k: pytest.approx(a.value) for k, a in node.attrs.items()} == want
+
+
+@pytest.mark.parametrize(
+    "opset, act",
+    [(9, ("Relu", {}, [])), (10, ("Clip", {"min": -0.5, "max": 1.5}, [])), (13, ("Tanh", {}, []))],
+)
+def test_scale_shift_functions_at_old_opsets(opset, act):
+    """The ONNX function bodies (padding scale/shift to [Cb, 1, 1, 8]) at the opsets the other
+    NCHWc functions support; run_pass runs them in onnxruntime."""
+    model, _ = run(_densenet_block(16, act, opset=opset))
+    assert op_counts(model)[SS + act[0]] == 2
+
+
+@pytest.mark.skipif(not KERNELS, reason="infopt._C has no NCHWc kernels (infopt.NchwcConv)")
+@pytest.mark.parametrize("op, bounds", [("Clip", ["lo", "hi"]), ("Relu", []), ("Sigmoid", [])])
+def test_scale_shift_runs_natively(op, bounds):
+    """12 channels (padded lanes): the native kernel through a session, against onnxruntime."""
+    nodes = [
+        conv("x", "w", "c"),
+        helper.make_node("BatchNormalization", ["x", "s", "t", "mu", "var"], ["bn"]),
+        helper.make_node(op, ["bn", *bounds], ["a"]),
+        conv("a", "w", "y"),
+    ]
+    inits = [("w", rand(8, 12, 1, 1)), ("lo", np.float32(-0.5)), ("hi", np.float32(1.5))]
+    proto = graph_model(nodes, [("x", [2, 12, 9, 7])], ["c", "y"], inits + bn_params(12))
+    model, report = infopt.compile(proto, passes=["infer_shapes", "layout_nchwc"])
+    assert report.op_counts_after[SS + (op if op != "Sigmoid" else "")] == 1
+    sess = infopt.InferenceSession(model)
+    assert sess.fallback_ops == {}, sess.fallback_reasons
+    feeds = {"x": rand(2, 12, 9, 7, seed=3)}
+    for want, got in zip(ort_run(proto, feeds), sess.run(None, feeds), strict=True):
+        assert relative_l2(want, got) <= RTOL
 
 
 def test_scale_shift_keeps_padded_lanes_zero():
@@ -527,6 +559,9 @@ def test_light_model(name, tmp_path):
         name
     ]
     assert "Conv" not in counts and not any(k.startswith("infopt.FusedConv") for k in counts)
+    # DenseNet's 62 BatchNormalization + Relu pairs: one NchwcScaleShiftRelu each
+    assert counts.get(SS + "Relu", 0) == (62 if name == "densenet121" else 0)
+    assert not {"BatchNormalization", "Mul", "Add", "Relu", SS} & set(counts)
     out = tmp_path / f"{name}.opt"
     infopt.save(model, out)
     onnx.checker.check_model(str(out), full_check=True)
@@ -578,6 +613,15 @@ def test_runtime_maps_to_native_ops():
     assert steps[2][2] == {"kernel_shape": [2, 2], "pads": [0, 0, 0, 0]} and steps[3][2] == {
         "channels": 8
     }
+
+
+def test_runtime_maps_scale_shift_to_the_native_op():
+    proto = _densenet_block(16, ("Clip", {}, ["lo", "hi"]))
+    model, _ = run_pass("layout_nchwc", proto)
+    native = {"infopt.NchwcConv", "infopt.NchwcScaleShift", FROM}
+    op, inputs, attrs = canonical_native_step(model.graph.nodes[4], 17, {}, native)
+    assert op == SS and attrs == {"activation": "Clip", "activation_params": [-0.5, 1.5]}
+    assert [v.shape for v in inputs] == [("N", 2, 6, 7, 8), (16,), (16,)]
 
 
 def test_session_runs_the_layout_with_or_without_kernels():

@@ -43,17 +43,8 @@ UNARY = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Cl
 BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min"}
 POOLS = {"MaxPool": "NchwcMaxPool", "AveragePool": "NchwcAveragePool"}
 # ops with f(0) = 0 (operands' padded lanes 0): safe on values whose C is not a multiple of 8
-ZERO_KEEPING = {
-    "Relu",
-    "LeakyRelu",
-    "Tanh",
-    "HardSwish",
-    "Elu",
-    "BatchNormalization",
-    "GlobalAveragePool",
-    *BINARY,
-    *POOLS,
-}
+ZERO_KEEPING = {"Relu", "LeakyRelu", "Tanh", "HardSwish", "Elu", "BatchNormalization"}
+ZERO_KEEPING |= {"GlobalAveragePool", *BINARY, *POOLS}
 _F32 = TensorProto.FLOAT
 _FMAX = 3.4028234663852886e38
 # activations NchwcScaleShift takes as its epilogue -> their attributes' defaults
@@ -278,12 +269,9 @@ class _Rewriter:
 
     def affine(self, mul: Node, c: int) -> bool:
         """A Mul of an NCHWc value by a per-channel constant whose only reader adds one."""
-        y = mul.outputs[0]
-        add = y.uses[0][0] if len(y.uses) == 1 and not self.graph.is_graph_output(y) else None
-        if add is None or add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
-            return False
+        y, add = mul.outputs[0], self.only_reader(mul.outputs[0], ("", "ai.onnx"))
         x = next((v for v in mul.inputs if id(v) in self.blocked and v.shape == y.shape), None)
-        if x is None or add.outputs[0].shape != y.shape:
+        if add is None or add.op_type != "Add" or x is None or add.outputs[0].shape != y.shape:
             return False
         try:
             scale = self.channel_vector(mul.inputs[mul.inputs[0] is x], c)
@@ -316,10 +304,8 @@ class _Rewriter:
     def fusable_activation(self, y: Value, c: int) -> tuple[Node | None, dict]:
         """The activation that is ``y``'s only reader, and its attributes; with ``C % 8 != 0``
         only one with ``f(0) = 0`` (the ONNX function would write f(0) to padded lanes)."""
-        act = y.uses[0][0] if len(y.uses) == 1 and not self.graph.is_graph_output(y) else None
-        if act is None or act.op_type not in FUSABLE or act.domain not in ("", "ai.onnx"):
-            return None, {}
-        if act.outputs[0].shape != y.shape:
+        act = self.only_reader(y, ("", "ai.onnx"))
+        if act is None or act.op_type not in FUSABLE or act.outputs[0].shape != y.shape:
             return None, {}
         params = {k: float(act.attr(k, d)) for k, d in FUSABLE[act.op_type].items()}
         bounds = act.inputs[1:3] if act.op_type == "Clip" else []
@@ -352,6 +338,11 @@ class _Rewriter:
             raise Refused(f"input %{x.name} of %{node.outputs[0].name} is not in NCHWc")
         self.check_lanes(node, c)
         return x
+
+    def only_reader(self, y: Value, domains: tuple) -> Node | None:
+        if len(y.uses) != 1 or self.graph.is_graph_output(y):
+            return None
+        return y.uses[0][0] if y.uses[0][0].domain in domains else None
 
     def check_lanes(self, node: Node, c: int) -> None:
         if c % BLOCK and node.op_type not in ZERO_KEEPING:
