@@ -32,6 +32,7 @@ pytest.importorskip("onnxruntime")
 RTOL = 1e-5  # relative L2 on small graphs: the same convolutions, only the layout moves
 MODEL_RTOL = 1e-4  # relative L2 through ~120 layers of a light model (summation order differs)
 TO, FROM = "infopt.ReorderToNchwc", "infopt.ReorderFromNchwc"
+SS = "infopt.NchwcScaleShift"
 KERNELS = "infopt.NchwcConv" in set(_C.native_ops())
 
 
@@ -120,11 +121,169 @@ def test_batchnorm_and_channel_constants_are_relaid():
     ]
     inits = [("w", rand(16, 3, 3, 3)), ("k", rand(16, 1, 1, seed=4) + 3), ("q", rand(1, seed=5))]
     proto = graph_model(nodes, [("x", [1, 3, 7, 7])], ["y"], inits + bn_params(16))
-    model, _ = run(proto)
-    assert ops(model) == ["infopt.NchwcConvNchw", "Mul", "Add", "Mul", "Sub", "Div", FROM]
-    for node in model.graph.nodes[1:6]:
+    model, result = run(proto)
+    assert ops(model) == ["infopt.NchwcConvNchw", SS, "Mul", "Sub", "Div", FROM]
+    assert result.stats[SS[7:]] == 1
+    affine = model.graph.nodes[1]
+    assert [v.shape for v in affine.inputs[1:]] == [(16,), (16,)] and not affine.attrs
+    s, t, mu, var = (a.astype(np.float64) for _, a in bn_params(16))
+    scale = s / np.sqrt(var + 1e-5)
+    np.testing.assert_array_equal(affine.inputs[1].const.numpy(), scale.astype(np.float32))
+    np.testing.assert_array_equal(
+        affine.inputs[2].const.numpy(), (t - mu * scale).astype(np.float32)
+    )
+    for node in model.graph.nodes[2:5]:
         consts = [v for v in node.inputs if v.const is not None]
         assert len(consts) == 1 and consts[0].shape == (2, 1, 1, 8)
+
+
+def _densenet_block(c: int, act: tuple | None = None, seed: int = 0, opset: int = 17):
+    """DenseNet's pattern: Concat of two convs -> BN -> activation -> 1x1 conv -> BN ->
+    activation -> 3x3 conv; ``act`` = (op, attrs, extra inputs) of the activations."""
+    op, attrs, extra = act or ("Relu", {}, [])
+    nodes = [
+        conv("x", "w0", "a", pads=[1, 1, 1, 1]),
+        conv("x", "w1", "b"),
+        helper.make_node("Concat", ["a", "b"], ["cat"], axis=1),
+        helper.make_node("BatchNormalization", ["cat", "s", "t", "mu", "var"], ["bn1"]),
+        helper.make_node(op, ["bn1", *extra], ["r1"], **attrs),
+        conv("r1", "w2", "c2"),
+        helper.make_node("BatchNormalization", ["c2", "s2", "t2", "mu2", "var2"], ["bn2"]),
+        helper.make_node(op, ["bn2", *extra], ["r2"], **attrs),
+        conv("r2", "w3", "y", pads=[1, 1, 1, 1]),
+    ]
+    inits = [
+        ("w0", rand(16, 8, 3, 3, scale=0.3)),
+        ("w1", rand(c - 16, 8, 1, 1, seed=1)),
+        ("w2", rand(16, c, 1, 1, seed=2, scale=0.3)),
+        ("w3", rand(8, 16, 3, 3, seed=3, scale=0.3)),
+        ("lo", np.float32(-0.5)),
+        ("hi", np.float32(1.5)),
+        *bn_params(c, seed=seed),
+        *[(k + "2", a) for k, a in bn_params(16, seed=seed + 7)],
+    ]
+    return graph_model(nodes, [("x", ["N", 8, 6, 7])], ["y"], inits, opset=opset)
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        ("Relu", {}, []),
+        ("Clip", {}, ["lo", "hi"]),
+        ("LeakyRelu", {"alpha": 0.3}, []),
+        ("Sigmoid", {}, []),
+        ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, []),
+    ],
+)
+def test_densenet_batchnorm_activation_becomes_one_scale_shift(act):
+    model, result = run(_densenet_block(24, act))
+    name = SS + act[0]
+    assert ops(model) == [
+        TO,
+        "infopt.NchwcConv",
+        "infopt.NchwcConv",
+        "Concat",
+        name,
+        "infopt.NchwcConv",
+        name,
+        "infopt.NchwcConv",
+        FROM,
+    ]
+    assert result.stats[name[7:]] == 2 and result.stats["conv"] == 4
+    want = {"Clip": {"min": -0.5, "max": 1.5}, "Relu": {}, "Sigmoid": {}}.get(act[0], act[1])
+    for node in (model.graph.nodes[4], model.graph.nodes[6]):
+        assert {k: pytest.approx(a.value) for k, a in node.attrs.items()} == want
+
+
+@pytest.mark.parametrize(
+    "opset, act",
+    [(9, ("Relu", {}, [])), (10, ("Clip", {"min": -0.5, "max": 1.5}, [])), (13, ("Tanh", {}, []))],
+)
+def test_scale_shift_functions_at_old_opsets(opset, act):
+    """The ONNX function bodies (padding scale/shift to [Cb, 1, 1, 8]) at the opsets the other
+    NCHWc functions support; run_pass runs them in onnxruntime."""
+    model, _ = run(_densenet_block(16, act, opset=opset))
+    assert op_counts(model)[SS + act[0]] == 2
+
+
+@pytest.mark.skipif(not KERNELS, reason="infopt._C has no NCHWc kernels (infopt.NchwcConv)")
+@pytest.mark.parametrize("op, bounds", [("Clip", ["lo", "hi"]), ("Relu", []), ("Sigmoid", [])])
+def test_scale_shift_runs_natively(op, bounds):
+    """12 channels (padded lanes): the native kernel through a session, against onnxruntime."""
+    nodes = [
+        conv("x", "w", "c"),
+        helper.make_node("BatchNormalization", ["x", "s", "t", "mu", "var"], ["bn"]),
+        helper.make_node(op, ["bn", *bounds], ["a"]),
+        conv("a", "w", "y"),
+    ]
+    inits = [("w", rand(8, 12, 1, 1)), ("lo", np.float32(-0.5)), ("hi", np.float32(1.5))]
+    proto = graph_model(nodes, [("x", [2, 12, 9, 7])], ["c", "y"], inits + bn_params(12))
+    model, report = infopt.compile(proto, passes=["infer_shapes", "layout_nchwc"])
+    assert report.op_counts_after[SS + (op if op != "Sigmoid" else "")] == 1
+    sess = infopt.InferenceSession(model)
+    assert sess.fallback_ops == {}, sess.fallback_reasons
+    feeds = {"x": rand(2, 12, 9, 7, seed=3)}
+    for want, got in zip(ort_run(proto, feeds), sess.run(None, feeds), strict=True):
+        assert relative_l2(want, got) <= RTOL
+
+
+def test_scale_shift_keeps_padded_lanes_zero():
+    """x has 12 channels (4 padded lanes once a conv blocks it): Relu and Clip(-0.5, 1.5) fuse,
+    Sigmoid and Clip(0.5, 1.5) (f(0) != 0 would reach the padded lanes in the ONNX function)
+    stay separate nodes."""
+    for op, bounds, fused in [
+        ("Relu", [], True),
+        ("Clip", ["lo", "hi"], True),
+        ("Sigmoid", [], False),
+        ("Clip", ["hi2", "hi"], False),
+    ]:
+        nodes = [
+            conv("x", "w", "c"),
+            helper.make_node("BatchNormalization", ["x", "s", "t", "mu", "var"], ["bn"]),
+            helper.make_node(op, ["bn", *bounds], ["a"]),
+            conv("a", "w", "y"),
+        ]
+        inits = [("w", rand(8, 12, 1, 1))] + bn_params(12)
+        inits += [("lo", np.float32(-0.5)), ("hi", np.float32(1.5)), ("hi2", np.float32(0.5))]
+        proto = graph_model(nodes, [("x", [1, 12, 4, 4])], ["c", "y"], inits)
+        model, _ = run(proto)
+        if fused:
+            assert ops(model) == [TO, "infopt.NchwcConv", SS + op, "infopt.NchwcConv", FROM, FROM]
+        else:  # the activation reads NCHW (it would fill padded lanes) and the conv reorders
+            counts = op_counts(model)
+            assert counts[SS] == 1 and counts[op] == 1 and counts[TO] == 2
+
+
+def test_mul_add_by_channel_constants_becomes_scale_shift():
+    nodes = [
+        conv("x", "w", "c"),
+        helper.make_node("Mul", ["k", "c"], ["m"]),
+        helper.make_node("Add", ["m", "q"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("Mul", ["r", "k"], ["m2"]),  # its reader is no Add: stays
+        helper.make_node("Sub", ["m2", "q"], ["y"]),
+    ]
+    inits = [("w", rand(16, 8, 1, 1)), ("k", rand(16, 1, 1, seed=4)), ("q", rand(16, 1, 1, seed=5))]
+    proto = graph_model(nodes, [("x", [2, 8, 5, 3])], ["y"], inits)
+    model, _ = run(proto)
+    assert ops(model) == [TO, "infopt.NchwcConv", SS + "Relu", "Mul", "Sub", FROM]
+    affine = model.graph.nodes[2]
+    np.testing.assert_array_equal(affine.inputs[1].const.numpy(), inits[1][1].reshape(-1))
+    np.testing.assert_array_equal(affine.inputs[2].const.numpy(), inits[2][1].reshape(-1))
+
+
+def test_batchnorm_with_another_reader_keeps_its_activation_apart():
+    nodes = [
+        conv("x", "w", "c"),
+        helper.make_node("BatchNormalization", ["c", "s", "t", "mu", "var"], ["bn"]),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("Add", ["r", "bn"], ["y"]),
+    ]
+    proto = graph_model(
+        nodes, [("x", [1, 8, 4, 4])], ["y"], [("w", rand(8, 8, 1, 1))] + bn_params()
+    )
+    model, _ = run(proto)
+    assert ops(model) == [TO, "infopt.NchwcConv", SS, "Relu", "Add", FROM]
 
 
 def test_readers_of_nchw_get_one_shared_reorder():
@@ -400,6 +559,9 @@ def test_light_model(name, tmp_path):
         name
     ]
     assert "Conv" not in counts and not any(k.startswith("infopt.FusedConv") for k in counts)
+    # DenseNet's 62 BatchNormalization + Relu pairs: one NchwcScaleShiftRelu each
+    assert counts.get(SS + "Relu", 0) == (62 if name == "densenet121" else 0)
+    assert not {"BatchNormalization", "Mul", "Add", "Relu", SS} & set(counts)
     out = tmp_path / f"{name}.opt"
     infopt.save(model, out)
     onnx.checker.check_model(str(out), full_check=True)
@@ -451,6 +613,15 @@ def test_runtime_maps_to_native_ops():
     assert steps[2][2] == {"kernel_shape": [2, 2], "pads": [0, 0, 0, 0]} and steps[3][2] == {
         "channels": 8
     }
+
+
+def test_runtime_maps_scale_shift_to_the_native_op():
+    proto = _densenet_block(16, ("Clip", {}, ["lo", "hi"]))
+    model, _ = run_pass("layout_nchwc", proto)
+    native = {"infopt.NchwcConv", "infopt.NchwcScaleShift", FROM}
+    op, inputs, attrs = canonical_native_step(model.graph.nodes[4], 17, {}, native)
+    assert op == SS and attrs == {"activation": "Clip", "activation_params": [-0.5, 1.5]}
+    assert [v.shape for v in inputs] == [("N", 2, 6, 7, 8), (16,), (16,)]
 
 
 def test_session_runs_the_layout_with_or_without_kernels():

@@ -1,12 +1,14 @@
 // NCHWc native ops: infopt.ReorderToNchwc / ReorderFromNchwc, infopt.NchwcConv (direct conv,
 // 2-D, group 1; NCHWc or plain NCHW input), infopt.NchwcMaxPool / NchwcAveragePool /
-// NchwcGlobalAveragePool. The layout and the micro-kernel are described in nchwc.h.
+// NchwcGlobalAveragePool, infopt.NchwcScaleShift (per-channel affine + activation: an inference
+// BatchNormalization). The layout and the micro-kernel are described in nchwc.h.
 //
 // NchwcConv: padded inputs are first copied into a zero-padded scratch (in parallel over
 // planes) so the micro-kernel needs no bounds checks; the copy is skipped without padding.
 // Tasks are (image, 16-channel output block, output pixel range), ~4 per thread, none under
 // ~0.25 MFLOP, claimed dynamically.
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <stdexcept>
 
@@ -341,12 +343,91 @@ class NchwcGlobalAvgPoolKernel : public Kernel {
   }
 };
 
+// Y = act(X * scale[c] + shift[c]) on NCHWc X, scale and shift f32[C] with ceil(C/8) == Cb;
+// padded lanes of Y are 0. Constant scale/shift are laid out as [Cb, 8] once in prepare().
+class NchwcScaleShiftKernel : public Kernel {
+ public:
+  explicit NchwcScaleShiftKernel(const Attrs& a) {
+    a.allow({"activation", "activation_params"});
+    act_ = gemm::parse_activation(a.op(), a.get_str("activation", ""), a.get_floats("activation_params"));
+  }
+
+  void prepare(const std::vector<const Tensor*>& consts, Isa isa) override {
+    lanes_.clear();
+    const Tensor* s = consts.size() > 1 ? consts[1] : nullptr;
+    const Tensor* b = consts.size() > 2 ? consts[2] : nullptr;
+    if (!s || !b || s->dtype != DType::Float32 || b->dtype != DType::Float32 || s->ndim() != 1 ||
+        s->shape != b->shape || s->numel() == 0) {
+      return;
+    }
+    const int64_t C = s->numel();
+    lanes_.resize(static_cast<size_t>(2 * blocks_of(C) * kLanes));
+    pad_lanes(s->ptr<float>(), b->ptr<float>(), C, lanes_.data());
+    src_ = {s->data, b->data};
+    src_shape_ = s->shape;
+  }
+
+  void run(StepIO& io) const override {
+    const Tensor& X = require_f32(io, 0, "X");
+    const Tensor& S = require_f32(io, 1, "scale");
+    const Tensor& B = require_f32(io, 2, "shift");
+    require_nchwc(X, "NchwcScaleShift X");
+    const int64_t N = X.dim(0), Cb = X.dim(1), HW = X.dim(2) * X.dim(3), C = S.numel();
+    if (S.ndim() != 1 || B.shape != S.shape || blocks_of(C) != Cb || C == 0) {
+      fail_shape("NchwcScaleShift scale " + S.desc() + " and shift " + B.desc() + " must both be f32[C] with ceil(C/8) = " +
+                 std::to_string(Cb) + " for X " + X.desc());
+    }
+    Tensor& Y = io.output(0, DType::Float32, X.shape);
+    if (Y.numel() == 0) return;
+    const float* lanes = lanes_.data();
+    if (lanes_.empty() || src_[0] != S.data || src_[1] != B.data || src_shape_ != S.shape) {
+      float* buf = scratch_floats(2, static_cast<size_t>(2 * Cb * kLanes));
+      pad_lanes(S.ptr<float>(), B.ptr<float>(), C, buf);
+      lanes = buf;
+    }
+    const auto fn = nchwc::variant_for(io.isa()).scale_shift;
+    const auto act_fn = gemm::variant_for(io.isa()).activation;
+    // The pixels of all planes as one sequence, cut into ~4 ranges per thread of >= 2048 pixels
+    // (16K floats); a range may span planes.
+    const int64_t total = N * Cb * HW, threads = io.pool()->available();
+    const int64_t ntasks = std::max<int64_t>(1, std::min<int64_t>(threads > 1 ? 4 * threads : 1, total / 2048));
+    const int64_t per = (total + ntasks - 1) / ntasks;
+    const float* xp = X.ptr<float>();
+    float* yp = Y.ptr<float>();
+    const gemm::Activation act = act_;
+    io.pool()->run_tasks(ntasks, [&](int64_t t) {
+      for (int64_t p = t * per, end = std::min(total, (t + 1) * per); p < end;) {
+        const int64_t plane = p / HW, stop = std::min(end, (plane + 1) * HW), cb = plane % Cb;
+        const int valid = static_cast<int>(std::min<int64_t>(kLanes, C - cb * kLanes));
+        fn(xp + p * kLanes, stop - p, lanes + cb * kLanes, lanes + (Cb + cb) * kLanes, valid, act, act_fn,
+           yp + p * kLanes);
+        p = stop;
+      }
+    });
+  }
+
+ private:
+  // [Cb*8] scales then [Cb*8] shifts, padded lanes 0.
+  static void pad_lanes(const float* s, const float* b, int64_t C, float* dst) {
+    const int64_t n = blocks_of(C) * kLanes;
+    std::fill(dst, dst + 2 * n, 0.f);
+    std::copy(s, s + C, dst);
+    std::copy(b, b + C, dst + n);
+  }
+
+  gemm::Activation act_;
+  std::vector<float> lanes_;
+  std::array<const void*, 2> src_{};
+  Shape src_shape_;
+};
+
 std::unique_ptr<Kernel> make_conv(const Attrs& a, int, int) { return std::make_unique<NchwcConvKernel>(a); }
 std::unique_ptr<Kernel> make_to(const Attrs& a, int, int) { return std::make_unique<ReorderToKernel>(a); }
 std::unique_ptr<Kernel> make_from(const Attrs& a, int, int) { return std::make_unique<ReorderFromKernel>(a); }
 std::unique_ptr<Kernel> make_maxpool(const Attrs& a, int, int) { return std::make_unique<NchwcPoolKernel>(a, true); }
 std::unique_ptr<Kernel> make_avgpool(const Attrs& a, int, int) { return std::make_unique<NchwcPoolKernel>(a, false); }
 std::unique_ptr<Kernel> make_gap(const Attrs& a, int, int) { return std::make_unique<NchwcGlobalAvgPoolKernel>(a); }
+std::unique_ptr<Kernel> make_scale_shift(const Attrs& a, int, int) { return std::make_unique<NchwcScaleShiftKernel>(a); }
 
 }  // namespace
 
@@ -357,6 +438,7 @@ void register_nchwc_ops(std::vector<OpDef>& ops) {
   ops.push_back({"infopt.NchwcMaxPool", make_maxpool, 1, 1, 1, 1});
   ops.push_back({"infopt.NchwcAveragePool", make_avgpool, 1, 1, 1, 1});
   ops.push_back({"infopt.NchwcGlobalAveragePool", make_gap, 1, 1, 1, 1});
+  ops.push_back({"infopt.NchwcScaleShift", make_scale_shift, 3, 3, 1, 1});
 }
 
 }  // namespace infopt

@@ -1,4 +1,5 @@
-// NCHWc (channel-blocked, 8 lanes) kernels: reorders, direct convolution, pools.
+// NCHWc (channel-blocked, 8 lanes) kernels: reorders, direct convolution, pools, per-channel
+// affine (an inference BatchNormalization) with an activation.
 //
 // Layout: a value of NCHW shape [N, C, H, W] is stored as [N, ceil(C/8), H, W, 8]; channel c
 // lives at [n, c / 8, h, w, c % 8], lanes past C hold 0 (kernels never let them change a
@@ -56,6 +57,10 @@ using ReorderFromFn = void (*)(const float* x, int lanes, int64_t HW, int64_t s0
 using PoolRowFn = void (*)(const float* x, const Geometry& g, int64_t oy, bool count_include_pad, float* y);
 // Mean of S pixels of one plane into 8 floats.
 using GlobalPoolFn = void (*)(const float* x, int64_t S, float* y);
+// n pixels of one 8-channel plane: y = act(x * scale + shift) per lane (scale, shift: 8 floats),
+// lanes >= `lanes` of y set to 0 whatever x holds there; act_fn is this ISA's activation.
+using ScaleShiftFn = void (*)(const float* x, int64_t n, const float* scale, const float* shift, int lanes,
+                              const gemm::Activation& act, gemm::ActivationFn act_fn, float* y);
 
 struct Variant {
   const char* name;
@@ -66,6 +71,7 @@ struct Variant {
   PoolRowFn maxpool_row;
   PoolRowFn avgpool_row;
   GlobalPoolFn global_avgpool;
+  ScaleShiftFn scale_shift;
 };
 
 // Packed weight floats for W [M, C, KH, KW] and the packing itself (dst of that size).

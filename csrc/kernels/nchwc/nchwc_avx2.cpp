@@ -205,12 +205,63 @@ void conv_run(const ConvRun& a) {
   }
 }
 
+// One FMA per pixel; Relu and Clip in registers (keeping NaN, as the conv epilogue does), the
+// padded lanes masked to 0 before the store. K and MASKED are compile-time so the loop carries
+// no branch.
+template <gemm::Act K, bool MASKED>
+void scale_shift_regs(const float* x, int64_t n, __m256 s, __m256 b, __m256 keep, const gemm::Activation& act,
+                      float* y) {
+  const __m256 lo = _mm256_set1_ps(K == gemm::Act::Clip ? act.p0 : 0.f), hi = _mm256_set1_ps(act.p1);
+  for (int64_t p = 0; p < n; ++p) {
+    __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(x + p * kLanes), s, b);
+    if (K == gemm::Act::Relu) v = _mm256_max_ps(lo, v);
+    if (K == gemm::Act::Clip) v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+    if (MASKED) v = _mm256_and_ps(v, keep);
+    _mm256_storeu_ps(y + p * kLanes, v);
+  }
+}
+
+template <gemm::Act K>
+void scale_shift_regs(const float* x, int64_t n, __m256 s, __m256 b, __m256 keep, bool masked,
+                      const gemm::Activation& act, float* y) {
+  if (masked) {
+    scale_shift_regs<K, true>(x, n, s, b, keep, act, y);
+  } else {
+    scale_shift_regs<K, false>(x, n, s, b, keep, act, y);
+  }
+}
+
+// Other activations: the affine part of up to 256 pixels (8 KiB, stays in L1), the
+// activation function over them, then the padded lanes zeroed (after it: Sigmoid(0) != 0).
+void scale_shift(const float* x, int64_t n, const float* scale, const float* shift, int lanes,
+                 const gemm::Activation& act, gemm::ActivationFn act_fn, float* y) {
+  const __m256 s = _mm256_loadu_ps(scale), b = _mm256_loadu_ps(shift);
+  const __m256 keep = _mm256_castsi256_ps(
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
+  const bool masked = lanes < kLanes;
+  switch (act.kind) {
+    case gemm::Act::None: return scale_shift_regs<gemm::Act::None>(x, n, s, b, keep, masked, act, y);
+    case gemm::Act::Relu: return scale_shift_regs<gemm::Act::Relu>(x, n, s, b, keep, masked, act, y);
+    case gemm::Act::Clip: return scale_shift_regs<gemm::Act::Clip>(x, n, s, b, keep, masked, act, y);
+    default: break;
+  }
+  constexpr int64_t kPiece = 256;
+  for (int64_t p0 = 0; p0 < n; p0 += kPiece) {
+    const int64_t m = std::min(kPiece, n - p0);
+    float* yp = y + p0 * kLanes;
+    scale_shift_regs<gemm::Act::None, false>(x + p0 * kLanes, m, s, b, keep, act, yp);
+    act_fn(yp, m * kLanes, act);
+    if (masked)
+      for (int64_t p = 0; p < m; ++p) _mm256_storeu_ps(yp + p * kLanes, _mm256_and_ps(_mm256_loadu_ps(yp + p * kLanes), keep));
+  }
+}
+
 }  // namespace isa_avx2
 
 const Variant& avx2_variant() {
   static const Variant v{"infopt_f32_nchwc8__avx2_6x16", Isa::Avx2, isa_avx2::conv_run,
                          isa_avx2::reorder_to, isa_avx2::reorder_from, isa_avx2::maxpool_row,
-                         isa_avx2::avgpool_row, isa_avx2::global_avgpool};
+                         isa_avx2::avgpool_row, isa_avx2::global_avgpool, isa_avx2::scale_shift};
   return v;
 }
 

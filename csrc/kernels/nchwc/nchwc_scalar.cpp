@@ -49,12 +49,23 @@ void conv_run(const ConvRun& a) {
   }
 }
 
+// Affine over the plane, then the activation over what was stored, then the padded lanes zeroed
+// (after the activation: Sigmoid(0) is not 0, and x may hold anything there).
+void scale_shift(const float* x, int64_t n, const float* scale, const float* shift, int lanes,
+                 const gemm::Activation& act, gemm::ActivationFn act_fn, float* y) {
+  for (int64_t p = 0; p < n; ++p)
+    for (int l = 0; l < kLanes; ++l) y[p * kLanes + l] = x[p * kLanes + l] * scale[l] + shift[l];
+  if (act.kind != gemm::Act::None) act_fn(y, n * kLanes, act);
+  if (lanes < kLanes)
+    for (int64_t p = 0; p < n; ++p) std::fill(y + p * kLanes + lanes, y + (p + 1) * kLanes, 0.f);
+}
+
 }  // namespace isa_scalar
 
 const Variant& scalar_variant() {
   static const Variant v{"infopt_f32_nchwc8__scalar", Isa::Scalar, isa_scalar::conv_run,
                          isa_scalar::reorder_to, isa_scalar::reorder_from, isa_scalar::maxpool_row,
-                         isa_scalar::avgpool_row, isa_scalar::global_avgpool};
+                         isa_scalar::avgpool_row, isa_scalar::global_avgpool, isa_scalar::scale_shift};
   return v;
 }
 

@@ -19,10 +19,15 @@ body so they may be symbolic:
   Attributes as ``FusedConv``'s.
 * ``NchwcMaxPool``, ``NchwcAveragePool`` (ONNX attributes, MaxPool without storage_order) and
   ``NchwcGlobalAveragePool``: 5-D in, 5-D out; padded lanes stay 0.
+* ``NchwcScaleShift<Activation?>(X, scale, shift)``: ``act(X * scale[c] + shift[c])`` with X and
+  Y in NCHWc, scale and shift ``[C]`` (an inference BatchNormalization). The body pads them with
+  zeros to ``[Cb, 1, 1, 8]`` and works on the 5-D layout, so padded lanes hold ``act(0)``:
+  ``layout_nchwc`` only fuses activations with ``act(0) = 0`` when ``C % 8 != 0``. The native
+  kernel writes 0 there whatever the activation.
 
 Native kernels (``runtime.cpu``): ``infopt.ReorderToNchwc``, ``infopt.ReorderFromNchwc``,
 ``infopt.NchwcConv`` (both conv forms), ``infopt.NchwcMaxPool``, ``infopt.NchwcAveragePool``,
-``infopt.NchwcGlobalAveragePool``.
+``infopt.NchwcGlobalAveragePool``, ``infopt.NchwcScaleShift``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,21 @@ SLICE_OPSET = 12  # Constant value_int: ReorderFromNchwc can drop padded channel
 def conv_name(plain_input: bool, residual: bool, activation: str | None) -> str:
     stem = CONV_STEMS[0] if plain_input else CONV_STEMS[1]
     return stem + ("Add" if residual else "") + (activation or "")
+
+
+SCALE_SHIFT = "NchwcScaleShift"
+
+
+def scale_shift_name(activation: str | None) -> str:
+    return SCALE_SHIFT + (activation or "")
+
+
+def parse_scale_shift_name(op_type: str) -> tuple[str | None] | None:
+    """Inverse of ``scale_shift_name``: (activation,), or None for another op."""
+    if not op_type.startswith(SCALE_SHIFT):
+        return None
+    rest = op_type[len(SCALE_SHIFT) :]
+    return (rest or None,) if not rest or rest in ACTIVATIONS else None
 
 
 def parse_conv_name(op_type: str) -> tuple[bool, bool, str | None] | None:
@@ -182,6 +202,31 @@ def _global_average_pool(model: Model) -> Function:
     return body.function(model, y, [], doc, min_opset=MIN_OPSET)
 
 
+def _scale_shift(activation: str | None):
+    name = scale_shift_name(activation)
+
+    def build(model: Model) -> Function:
+        body = Body(name)
+        x = body.input("X")
+        scale, shift = (
+            body.op("Reshape", _pad_vector(body, body.input(v)), _ints(body, [-1, 1, 1, BLOCK]))
+            for v in ("scale", "shift")
+        )
+        y = body.op("Add", body.op("Mul", x, scale), shift)
+        y = apply_activation(body, y, activation, model.opset(""))
+        doc = f"Y = {activation or ''}(X * scale[c] + shift[c]), X and Y NCHWc, scale/shift [C]"
+        return body.function(model, y, act_attr_names(activation), doc, min_opset=MIN_OPSET)
+
+    return name, build
+
+
+def _pad_vector(body: Body, v: Value) -> Value:
+    """A 1-D ``v`` with zeros appended up to a multiple of 8 entries."""
+    extra = _round_up(body, body.op("Shape", v))
+    zeros = body.op("ConstantOfShape", extra, value=Tensor(np.zeros(1, np.float32)))
+    return body.op("Concat", v, zeros, axis=0)
+
+
 FUNCTIONS = {
     "ReorderToNchwc": _reorder_to,
     "ReorderFromNchwc": _reorder_from,
@@ -194,4 +239,5 @@ FUNCTIONS = {
     "NchwcMaxPool": _pool("MaxPool"),
     "NchwcAveragePool": _pool("AveragePool"),
     "NchwcGlobalAveragePool": _global_average_pool,
+    **dict(_scale_shift(act) for act in [None, *ACTIVATIONS]),
 }

@@ -11,8 +11,13 @@ NCHWc version made on demand:
 * Only when their main input already has an NCHWc version: MaxPool / AveragePool (2-D, no
   indices output), GlobalAveragePool, unary activations, binary elementwise ops whose other
   operand is NCHWc (same N and C, H/W equal or 1) or a per-channel / scalar constant (re-laid out
-  as ``[Cb, 1, 1, 8]``), inference BatchNormalization (as a per-channel Mul + Add), and Concat on
-  the channel axis when every input is NCHWc with ``C % 8 == 0``.
+  as ``[Cb, 1, 1, 8]``), and Concat on the channel axis when every input is NCHWc with
+  ``C % 8 == 0``.
+* Inference BatchNormalization (``scale = gamma / sqrt(var + eps)``, ``shift = beta - mean *
+  scale``, in float64), and a Mul by a per-channel constant whose only reader adds one, ->
+  ``NchwcScaleShift`` (one pass over the data instead of a broadcast Mul and Add); an activation
+  that is its only reader becomes its epilogue (``NchwcScaleShiftRelu``), with ``C % 8 != 0``
+  only one with ``f(0) = 0`` (Clip when ``min <= 0 <= max``).
 * Any other reader of a rewritten value, and every graph output, reads it back through one
   shared ``ReorderFromNchwc``; graph outputs keep their names and shapes.
 
@@ -30,7 +35,7 @@ from onnx import TensorProto
 from ..ir import Model, Node, Tensor, Value
 from ..ops import ensure_function
 from ..ops.fused_conv import parse_op_name
-from ..ops.nchwc import BLOCK, MIN_OPSET, SLICE_OPSET, conv_name
+from ..ops.nchwc import BLOCK, MIN_OPSET, SLICE_OPSET, conv_name, scale_shift_name
 from ..runtime.fallback import NONDETERMINISTIC_OPS
 from .base import Pass, PassResult
 
@@ -38,18 +43,17 @@ UNARY = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Cl
 BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min"}
 POOLS = {"MaxPool": "NchwcMaxPool", "AveragePool": "NchwcAveragePool"}
 # ops with f(0) = 0 (operands' padded lanes 0): safe on values whose C is not a multiple of 8
-ZERO_KEEPING = {
-    "Relu",
-    "LeakyRelu",
-    "Tanh",
-    "HardSwish",
-    "Elu",
-    "BatchNormalization",
-    "GlobalAveragePool",
-    *BINARY,
-    *POOLS,
-}
+ZERO_KEEPING = {"Relu", "LeakyRelu", "Tanh", "HardSwish", "Elu", "BatchNormalization"}
+ZERO_KEEPING |= {"GlobalAveragePool", *BINARY, *POOLS}
 _F32 = TensorProto.FLOAT
+_FMAX = 3.4028234663852886e38
+# activations NchwcScaleShift takes as its epilogue -> their attributes' defaults
+FUSABLE: dict[str, dict[str, float]] = {
+    **{op: {} for op in ("Relu", "Sigmoid", "Tanh", "HardSwish")},
+    "LeakyRelu": {"alpha": 0.01},
+    "HardSigmoid": {"alpha": 0.2, "beta": 0.5},
+    "Clip": {"min": -_FMAX, "max": _FMAX},  # attributes below opset 11, inputs from it on
+}
 
 
 class Refused(Exception):
@@ -144,6 +148,8 @@ class _Rewriter:
             **{op: self.binary for op in BINARY},
         }
         for node in list(self.graph.nodes):
+            if node.graph is None:  # an activation fused into an NchwcScaleShift
+                continue
             if node.domain == "infopt" and parse_op_name(node.op_type) is not None:
                 handler = self.conv
             elif node.domain in ("", "ai.onnx"):
@@ -224,6 +230,8 @@ class _Rewriter:
     def binary(self, node: Node) -> None:
         y = node.outputs[0]
         c = _channels(y)
+        if node.op_type == "Mul" and self.affine(node, c):
+            return
         if not any(
             v is not None and id(v) in self.blocked and v.shape == y.shape for v in node.inputs
         ):
@@ -257,12 +265,59 @@ class _Rewriter:
             raise Refused(f"BatchNormalization %{y.name} has non-constant statistics")
         scale, bias, mean, var = (a.astype(np.float64) for a in stats)
         s = scale / np.sqrt(var + float(node.attr("epsilon", 1e-5)))
-        scaled = Value(self.fresh(y.name + "_scaled"), _F32, blocked_shape(x.shape))
-        mul = Node("Mul", [self.blocked[id(x)], self.relaid(s, 0.0, y.name + "_scale")], [scaled])
-        self.graph.insert_before(node, mul)
-        self.replace(
-            node, "Add", [scaled, self.relaid(bias - mean * s, 0.0, y.name + "_shift")], {}
-        )
+        self.scale_shift([node], x, s, bias - mean * s)
+
+    def affine(self, mul: Node, c: int) -> bool:
+        """A Mul of an NCHWc value by a per-channel constant whose only reader adds one."""
+        y, add = mul.outputs[0], self.only_reader(mul.outputs[0], ("", "ai.onnx"))
+        x = next((v for v in mul.inputs if id(v) in self.blocked and v.shape == y.shape), None)
+        if add is None or add.op_type != "Add" or x is None or add.outputs[0].shape != y.shape:
+            return False
+        try:
+            scale = self.channel_vector(mul.inputs[mul.inputs[0] is x], c)
+            shift = self.channel_vector(add.inputs[add.inputs[0] is y], c)
+        except Refused:
+            return False
+        self.scale_shift([mul, add], x, scale.astype(np.float64), shift.astype(np.float64))
+        return True
+
+    def scale_shift(self, nodes: list[Node], x: Value, scale, shift) -> None:
+        """``nodes`` (a BatchNormalization, or a Mul and an Add) computing ``x * scale + shift``
+        become one NchwcScaleShift, which takes the activation that is their only reader."""
+        y, c = nodes[-1].outputs[0], _channels(x)
+        act, params = self.fusable_activation(y, c)
+        vectors = [
+            self.graph.add_initializer(
+                Value(self.fresh(f"{y.name}_{k}"), _F32, (c,), const=Tensor(v.astype(np.float32)))
+            )
+            for k, v in (("scale", scale), ("shift", shift))
+        ]
+        op = scale_shift_name(act and act.op_type)
+        last, *rest = [act, *nodes[::-1]] if act else nodes[::-1]
+        self.replace(last, op, [self.blocked[id(x)], *vectors], params, "infopt")
+        for node in rest:  # each output's only reader was the node after it
+            node.drop_inputs()
+            self.graph.nodes.remove(node)
+            node.graph = None
+        self.stats[op] = self.stats.get(op, 0) + 1
+
+    def fusable_activation(self, y: Value, c: int) -> tuple[Node | None, dict]:
+        """The activation that is ``y``'s only reader, and its attributes; with ``C % 8 != 0``
+        only one with ``f(0) = 0`` (the ONNX function would write f(0) to padded lanes)."""
+        act = self.only_reader(y, ("", "ai.onnx"))
+        if act is None or act.op_type not in FUSABLE or act.outputs[0].shape != y.shape:
+            return None, {}
+        params = {k: float(act.attr(k, d)) for k, d in FUSABLE[act.op_type].items()}
+        bounds = act.inputs[1:3] if act.op_type == "Clip" else []
+        for key, v in zip(("min", "max"), bounds, strict=False):
+            array = None if v is None else self.const_array(v)
+            if v is not None and (array is None or array.size != 1):
+                return None, {}
+            params[key] = params[key] if array is None else float(array.reshape(-1)[0])
+        zero = act.op_type != "Clip" or params["min"] <= 0 <= params["max"]
+        if c % BLOCK and not (zero and act.op_type in ZERO_KEEPING | {"Clip"}):
+            return None, {}
+        return act, params
 
     def concat(self, node: Node) -> None:
         y = node.outputs[0]
@@ -283,6 +338,11 @@ class _Rewriter:
             raise Refused(f"input %{x.name} of %{node.outputs[0].name} is not in NCHWc")
         self.check_lanes(node, c)
         return x
+
+    def only_reader(self, y: Value, domains: tuple) -> Node | None:
+        if len(y.uses) != 1 or self.graph.is_graph_output(y):
+            return None
+        return y.uses[0][0] if y.uses[0][0].domain in domains else None
 
     def check_lanes(self, node: Node, c: int) -> None:
         if c % BLOCK and node.op_type not in ZERO_KEEPING:

@@ -19,7 +19,7 @@ from ..ir import Model, Node, Value, dtype_name, to_numpy_dtype
 from ..ops._body import ACTIVATIONS
 from ..ops.fused_conv import CONV_ATTRS, parse_op_name
 from ..ops.fused_ops import ACT_PREFIX, GEMM_ATTRS
-from ..ops.nchwc import parse_conv_name, pool_attrs
+from ..ops.nchwc import parse_conv_name, parse_scale_shift_name, pool_attrs
 from .fallback import NodeEvaluator, computable_ahead
 
 
@@ -235,6 +235,10 @@ def _nchwc_step(node: Node, opset: int) -> tuple[str, list[Value | None], dict[s
         inputs.append(node.inputs[3] if residual else None)
         _require_dtype(node, "infopt.NchwcConv", inputs[:2])
         return "infopt.NchwcConv", inputs, attrs
+    affine = parse_scale_shift_name(op)
+    if affine is not None:
+        _require_dtype(node, "infopt.NchwcScaleShift", inputs[:3])
+        return "infopt.NchwcScaleShift", inputs[:3], _epilogue(node, affine[0], "")
     if op in _NCHWC_POOLS:
         names = pool_attrs(_NCHWC_POOLS[op], opset)
         attrs = {a: node.attr(a) for a in names if a in node.attrs}
