@@ -64,11 +64,14 @@ Activation parse_activation(const std::string& op, const std::string& name, cons
 namespace {
 
 // Ap: panels of mr rows, each stored k-major (kc x mr), zero-padded rows.
-void pack_a_block(const Matrix& A, int64_t i0, int64_t mc, int64_t k0, int64_t kc, int mr, float* ap) {
+void pack_a_block(const Variant& v, const Matrix& A, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* ap) {
+  const int mr = v.mr;
   for (int64_t ir = 0; ir < mc; ir += mr) {
     const int64_t m = std::min<int64_t>(mr, mc - ir);
     const float* src = A.p + (i0 + ir) * A.rs + k0 * A.cs;
-    if (A.rs == 1 && m == mr) {  // transposed A: the mr values of one k are contiguous
+    if (A.cs == 1 && m == mr && v.pack_a_panel) {  // row-major A (activations of MatMul)
+      v.pack_a_panel(src, A.rs, kc, ap);
+    } else if (A.rs == 1 && m == mr) {  // transposed A: the mr values of one k are contiguous
       for (int64_t k = 0; k < kc; ++k) std::memcpy(ap + k * mr, src + k * A.cs, sizeof(float) * mr);
     } else {
       for (int64_t k = 0; k < kc; ++k) {
@@ -157,7 +160,7 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         if (packed) {
           apb = packed->block(pc, ic, kc);
         } else {
-          pack_a_block(A, ic, mc, pc, kc, mr, ap);
+          pack_a_block(v, A, ic, mc, pc, kc, ap);
           apb = ap;
         }
         for (int64_t jr = 0; jr < nc; jr += nr) {
@@ -217,7 +220,7 @@ PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A) {
   p.data.assign(static_cast<size_t>(p.Mpad * K), 0.f);
   for (int64_t pc = 0; pc < K; pc += kKC) {
     const int64_t kc = std::min(kKC, K - pc);
-    pack_a_block(A, 0, M, pc, kc, v.mr, p.data.data() + pc * p.Mpad);
+    pack_a_block(v, A, 0, M, pc, kc, p.data.data() + pc * p.Mpad);
   }
   return p;
 }

@@ -70,6 +70,10 @@ using UKernelSmall = void (*)(int64_t m, int64_t kc, const float* a, const float
 using UKernelEp = void (*)(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
                            const Epilogue& ep, int64_t i0, int64_t j0);
 
+// Packs one full mr-row panel of a row-major A (rows `rs` floats apart, unit column stride):
+// kc columns into dst, k-major (dst[k*mr + i] = src[i*rs + k]). May be null (generic loop).
+using PackAPanel = void (*)(const float* src, int64_t rs, int64_t kc, float* dst);
+
 struct Variant {
   const char* name;
   Isa isa;
@@ -79,14 +83,19 @@ struct Variant {
   ActivationFn activation;
   UKernelSmall ukernel_small;
   UKernelEp ukernel_ep = nullptr;
+  PackAPanel pack_a_panel = nullptr;
 };
 
-// The epilogues a UKernelEp handles: alpha 1, bias constant along a row (per-
-// output-channel, cs 0) or absent, residual contiguous along a row or absent,
-// activation None, Relu or Clip.
+// The epilogues a UKernelEp handles: alpha 1; bias absent, constant along a row
+// (per output channel of a conv: cs 0) or the same row for every row (MatMul's
+// bias: rs 0, cs 1); residual contiguous along a row or absent; activation
+// None, Relu, Clip, or the polynomial Sigmoid / Tanh / Gelu / GeluTanh.
 inline bool simple_epilogue(const Epilogue& ep) {
-  return ep.alpha == 1.f && (!ep.bias.ptr || ep.bias.cs == 0) && (!ep.residual.ptr || ep.residual.cs == 1) &&
-         (ep.act.kind == Act::None || ep.act.kind == Act::Relu || ep.act.kind == Act::Clip);
+  const Act k = ep.act.kind;
+  return ep.alpha == 1.f && (!ep.bias.ptr || ep.bias.cs == 0 || (ep.bias.cs == 1 && ep.bias.rs == 0)) &&
+         (!ep.residual.ptr || ep.residual.cs == 1) &&
+         (k == Act::None || k == Act::Relu || k == Act::Clip || k == Act::Sigmoid || k == Act::Tanh ||
+          k == Act::Gelu || k == Act::GeluTanh);
 }
 
 // Every compiled-in variant (dispatch, tests and benchmarks use this table).
