@@ -43,6 +43,15 @@ inline void tap_range(int64_t x0, int64_t d, int64_t k, int64_t n, int64_t& t0, 
   t1 = std::max(t0, t1);
 }
 
+// tap_range along a row, without its two divisions for the (usual) window that lies inside.
+inline void col_taps(int64_t x0, const Geometry& g, int64_t& t0, int64_t& t1) {
+  if (x0 >= 0 && x0 + (g.k[2] - 1) * g.d[2] < g.in[2]) {
+    t0 = 0, t1 = g.k[2];
+    return;
+  }
+  tap_range(x0, g.d[2], g.k[2], g.in[2], t0, t1);
+}
+
 // max that keeps a NaN from either side (ONNX propagates NaN)
 inline float max_nan(float m, float v) { return (v > m || v != v) ? v : m; }
 
@@ -53,7 +62,7 @@ inline void maxpool_row(const float* x, const Geometry& g, int64_t oy, bool, flo
   for (int64_t ox = 0; ox < g.out[2]; ++ox) {
     const int64_t x0 = ox * g.s[2] - g.pb[2];
     int64_t kx0, kx1;
-    tap_range(x0, g.d[2], g.k[2], W, kx0, kx1);
+    col_taps(x0, g, kx0, kx1);
 #if defined(__AVX2__)
     // max_nan's branch kept GCC from vectorising the lane loop (scalar compares, a jump per
     // lane: SqueezeNet's pools took 6 ms). max_ps(v, m) returns m when either is NaN, so a NaN
@@ -92,7 +101,7 @@ inline void avgpool_row(const float* x, const Geometry& g, int64_t oy, bool coun
   for (int64_t ox = 0; ox < g.out[2]; ++ox) {
     const int64_t x0 = ox * g.s[2] - g.pb[2];
     int64_t kx0, kx1;
-    tap_range(x0, g.d[2], g.k[2], W, kx0, kx1);
+    col_taps(x0, g, kx0, kx1);
     float s[kLanes] = {};
     for (int64_t ky = ky0; ky < ky1; ++ky) {
       const int64_t row = (y0 + ky * g.d[1]) * W + x0;
