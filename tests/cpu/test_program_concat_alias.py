@@ -39,7 +39,7 @@ def run_check(p, feeds, refs, runs=3):
     for _ in range(runs):
         outs = p.run(feeds)
         assert len(outs) == len(refs)
-        for o, r in zip(outs, refs):
+        for o, r in zip(outs, refs, strict=True):
             np.testing.assert_allclose(o, r, rtol=1e-6, atol=1e-6)
     return outs
 
@@ -97,7 +97,10 @@ def test_input_read_after_concat_overwritten_in_place(rng):
     yt = b.step("Transpose", [y], {"perm": [0, 1, 3, 2]})
     b.p.set_io([x], [yt, z])
     xa = randn(rng, 1, 3, 4, 8)
-    refs = [-np.concatenate([-xa, np.maximum(xa, 0)], 1).transpose(0, 1, 3, 2), (-xa).transpose(0, 1, 3, 2)]
+    refs = [
+        -np.concatenate([-xa, np.maximum(xa, 0)], 1).transpose(0, 1, 3, 2),
+        (-xa).transpose(0, 1, 3, 2),
+    ]
     run_check(b.p, [xa], refs)
     assert placed(b.p) == 1  # r only
 
@@ -114,7 +117,10 @@ def test_input_overwritten_in_place_later(rng):
     st = b.step("Transpose", [s], {"perm": [0, 1, 3, 2]})
     b.p.set_io([x], [u, st])
     xa = randn(rng, 1, 3, 4, 8)
-    refs = [np.concatenate([-xa, np.maximum(xa, 0)], 1).transpose(0, 1, 3, 2), (1 / (1 + np.exp(xa))).transpose(0, 1, 3, 2)]
+    refs = [
+        np.concatenate([-xa, np.maximum(xa, 0)], 1).transpose(0, 1, 3, 2),
+        (1 / (1 + np.exp(xa))).transpose(0, 1, 3, 2),
+    ]
     run_check(b.p, [xa], refs)
     assert placed(b.p) == 1  # r only
 
@@ -147,12 +153,14 @@ def test_input_is_graph_output(rng):
     b.p.set_io([x], [y, a, view])
     xa = randn(rng, 1, 1, 4, 8)
     sig = 1 / (1 + np.exp(-xa))
-    outs = run_check(b.p, [xa], [-np.concatenate([-xa, np.maximum(xa, 0), sig], 2), -xa, sig.reshape(-1)])
+    outs = run_check(
+        b.p, [xa], [-np.concatenate([-xa, np.maximum(xa, 0), sig], 2), -xa, sig.reshape(-1)]
+    )
     assert placed(b.p) == 2  # r and w (w's view is copied out); a has its own output buffer
     # outputs returned to Python never alias the arena: later runs leave them alone
     kept = [o.copy() for o in outs]
     b.p.run([randn(rng, 1, 1, 4, 8)])
-    for o, k in zip(outs, kept):
+    for o, k in zip(outs, kept, strict=True):
         np.testing.assert_array_equal(o, k)
 
 
@@ -187,7 +195,12 @@ def test_same_value_in_two_concats(rng):
 
 
 def test_batch_above_one_not_aliased_axis0_aliased(rng):
-    for axis, shape, expect in [(1, (2, 3, 4, 8), 0), (0, (2, 3, 4, 8), 2), (-3, (1, 3, 4, 8), 2), (2, (1, 2, 4, 8), 0)]:
+    for axis, shape, expect in [
+        (1, (2, 3, 4, 8), 0),
+        (0, (2, 3, 4, 8), 2),
+        (-3, (1, 3, 4, 8), 2),
+        (2, (1, 2, 4, 8), 0),
+    ]:
         b = Builder()
         x = b.v("x")
         a = b.step("Neg", [x])
@@ -256,7 +269,16 @@ def test_sizes_not_fixed_by_signature(rng):
     def ref(k):
         return -np.concatenate([xa[:, : k[0]], xa[:, : k[1]], xa[:, : k[2]]], 1)
 
-    for k in [(2, 2, 2), (2, 2, 2), (1, 2, 3), (2, 2, 2), (3, 2, 1), (4, 4, 4), (2, 2, 2), (2, 4, 2)]:
+    for k in [
+        (2, 2, 2),
+        (2, 2, 2),
+        (1, 2, 3),
+        (2, 2, 2),
+        (3, 2, 1),
+        (4, 4, 4),
+        (2, 2, 2),
+        (2, 4, 2),
+    ]:
         feeds = [xa] + [np.array([v], np.int64) for v in k]
         np.testing.assert_allclose(b.p.run(feeds)[0], ref(k), rtol=1e-6)
     assert placed(b.p) == 3
