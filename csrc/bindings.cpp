@@ -70,6 +70,7 @@ py::dict plan_to_dict(const PlanInfo& p) {
   d["unshared_bytes"] = p.unshared_bytes;
   d["arena_values"] = p.arena_values;
   d["sequence"] = p.sequence;
+  d["concat_inplace_inputs"] = p.concat_inplace_inputs;
   return d;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 
@@ -16,12 +17,24 @@ struct Program::Step {
   std::unique_ptr<HostStep> host;
   std::vector<int> inputs, outputs;
   int inplace = -1;  // input index whose buffer output 0 reuses (decided by finalize_locked)
+  bool is_concat = false;    // op == "Concat": candidates for in-place concat planning
+  int64_t concat_axis = 0;
   mutable std::atomic<int64_t> ns{0}, calls{0};
 };
 
 struct Program::Plan {
+  // A Concat whose inputs were planned in place: its output takes its arena
+  // slot only when the run matches the recorded layout, so that every input
+  // already in the slot sits exactly where the Concat would copy it.
+  struct ConcatLayout {
+    Shape out_shape;
+    std::vector<size_t> in_bytes;
+  };
   std::vector<int64_t> offset;  // per value; -1 = not in the arena
   std::vector<size_t> bytes;    // planned bytes per value
+  std::vector<char> exact;      // per value: a slab of a Concat output; placed only with exactly `bytes`
+  std::vector<int> layout_of;   // per value: index into concat_layouts for a Concat output, or -1
+  std::vector<ConcatLayout> concat_layouts;
   size_t arena_bytes = 0;
   PlanInfo info;
   mutable std::mutex pool_mu;
@@ -64,6 +77,21 @@ class Program::NativeIO : public StepIO {
 
   const std::vector<const Tensor*>& inputs() const { return inputs_; }
 
+  // Whether value uv, about to be written with `bytes` / `shape`, may take its
+  // planned arena slot.
+  bool fits_plan(size_t uv, size_t bytes, const Shape& shape) const {
+    const Plan& pl = *st_.plan;
+    if (pl.exact[uv] ? bytes != pl.bytes[uv] : bytes > pl.bytes[uv]) return false;
+    const int li = pl.layout_of[uv];
+    if (li < 0) return true;
+    const Plan::ConcatLayout& lay = pl.concat_layouts[static_cast<size_t>(li)];
+    if (shape != lay.out_shape || inputs_.size() != lay.in_bytes.size()) return false;
+    for (size_t k = 0; k < inputs_.size(); ++k) {
+      if (!inputs_[k] || inputs_[k]->nbytes() != lay.in_bytes[k]) return false;
+    }
+    return true;
+  }
+
   bool has_output(int i) const override { return i >= 0 && i < num_outputs_ && s_.outputs[static_cast<size_t>(i)] >= 0; }
 
   Tensor& output(int i, DType dtype, const Shape& shape) override {
@@ -95,7 +123,7 @@ class Program::NativeIO : public StepIO {
       auto b = std::make_shared<AlignedBuffer>(bytes);
       t.data = b->data();
       st_.out_buf[uv] = b;
-    } else if (st_.plan && st_.plan->offset[uv] >= 0 && bytes <= st_.plan->bytes[uv]) {
+    } else if (st_.plan && st_.plan->offset[uv] >= 0 && fits_plan(uv, bytes, shape)) {
       t.data = static_cast<char*>(st_.arena->data()) + st_.plan->offset[uv];
       st_.owner[uv] = st_.arena;
     } else {
@@ -190,6 +218,10 @@ void Program::add_native_step(const std::string& op, const std::vector<int>& inp
   auto s = std::make_unique<Step>();
   s->native = true;
   s->op = op;
+  if (op == "Concat") {
+    s->is_concat = true;
+    s->concat_axis = attrs.get_int("axis", 0);
+  }
   s->label = label.empty() ? op + "_" + std::to_string(steps_.size()) : label;
   s->kernel = std::move(kernel);
   s->inputs = inputs;
@@ -358,6 +390,7 @@ std::vector<std::string> Program::released_constants() const {
 void Program::plan_inplace_locked() {
   const int64_t S = static_cast<int64_t>(steps_.size());
   const size_t n = values_.size();
+  overwrite_at_.assign(n, INT64_MAX);
   for (int64_t i = 0; i < S; ++i) {
     Step& s = *steps_[static_cast<size_t>(i)];
     s.inplace = -1;
@@ -379,6 +412,7 @@ void Program::plan_inplace_locked() {
       }
       if (read_twice_elsewhere) continue;
       s.inplace = c;
+      overwrite_at_[b] = std::min<int64_t>(overwrite_at_[b], i);
       for (size_t w = 0; w < n; ++w) {
         if (base_[w] == static_cast<int>(v)) base_[w] = static_cast<int>(b);
       }
@@ -388,33 +422,118 @@ void Program::plan_inplace_locked() {
   }
 }
 
+// In-place concat: a Concat output whose dims before the axis are all 1 holds
+// each input as one contiguous slab. An input produced by a native step into a
+// buffer of its own (not a feed, constant, view, in-place reuse, graph output
+// or Python result) can then be written by its producer straight into its slab:
+// it takes no arena slot of its own, and the Concat output's slot lives from
+// the first such producer until the last reader of any of them. A Concat output
+// may itself be such a slab of a later Concat (DenseNet's chains), so the slabs
+// form trees whose root holds the one arena slot. Refused: an input read twice
+// by the Concat, already a slab of another Concat, written over in place later,
+// at an offset that is not 64-byte aligned, or read at or after a step that
+// writes over the Concat output in place.
 std::shared_ptr<const Program::Plan> Program::build_plan(const RunState& st, const std::vector<Tensor>& feeds) const {
   auto plan = std::make_shared<Plan>();
   const size_t n = values_.size();
+  const int64_t S = static_cast<int64_t>(steps_.size());
   plan->offset.assign(n, -1);
   plan->bytes.assign(n, 0);
+  plan->exact.assign(n, 0);
+  plan->layout_of.assign(n, -1);
+  auto own_buffer = [&](size_t v) {
+    const int p = producer_[v];
+    return p >= 0 && steps_[static_cast<size_t>(p)]->native && base_[v] == static_cast<int>(v) && !is_output_[v] &&
+           st.defined[v] && st.recorded_bytes[v] != 0;
+  };
+  std::vector<int> parent(n, -1);      // Concat output holding v as a slab
+  std::vector<size_t> rel(n, 0);       // byte offset of v's slab in parent
+  std::vector<int64_t> first(n, 0), last(n, 0);  // live interval of v and its slabs
+  for (size_t v = 0; v < n; ++v) {
+    first[v] = producer_[v];
+    last[v] = std::max<int64_t>(producer_[v], last_use_[v]);
+  }
+  for (int64_t i = 0; i < S; ++i) {
+    const Step& s = *steps_[static_cast<size_t>(i)];
+    if (!s.native || !s.is_concat || s.outputs.size() != 1 || s.outputs[0] < 0) continue;
+    const size_t c = static_cast<size_t>(s.outputs[0]);
+    if (!own_buffer(c)) continue;
+    const Tensor& y = st.vals[c];
+    const int64_t r = y.ndim();
+    const int64_t axis = s.concat_axis < 0 ? s.concat_axis + r : s.concat_axis;
+    if (axis < 0 || axis >= r) continue;
+    bool ok = y.nbytes() == st.recorded_bytes[c];
+    for (int64_t d = 0; ok && d < axis; ++d) ok = y.shape[static_cast<size_t>(d)] == 1;
+    size_t total = 0;
+    for (int u : s.inputs) {
+      if (!ok) break;
+      if (u < 0 || !st.defined[static_cast<size_t>(u)]) ok = false;
+      else {
+        const Tensor& t = st.vals[static_cast<size_t>(u)];
+        ok = t.dtype == y.dtype && t.ndim() == r;
+        total += t.nbytes();
+      }
+    }
+    if (!ok || total != y.nbytes()) continue;
+    Plan::ConcatLayout lay;
+    lay.out_shape = y.shape;
+    size_t off = 0;
+    int64_t placed = 0;
+    for (int u : s.inputs) {
+      const size_t uu = static_cast<size_t>(u);
+      const size_t b = st.vals[uu].nbytes();
+      lay.in_bytes.push_back(b);
+      const bool once = std::count(s.inputs.begin(), s.inputs.end(), u) == 1;
+      if (once && uu != c && own_buffer(uu) && parent[uu] < 0 && st.recorded_bytes[uu] == b && off % kAlignment == 0 &&
+          overwrite_at_[uu] == INT64_MAX && last[uu] < overwrite_at_[c]) {
+        parent[uu] = static_cast<int>(c);
+        rel[uu] = off;
+        first[c] = std::min(first[c], first[uu]);
+        last[c] = std::max(last[c], last[uu]);
+        ++placed;
+      }
+      off += b;
+    }
+    if (placed) {
+      plan->layout_of[c] = static_cast<int>(plan->concat_layouts.size());
+      plan->concat_layouts.push_back(std::move(lay));
+      plan->info.concat_inplace_inputs += placed;
+    }
+  }
   std::vector<BufferRequest> reqs;
   std::vector<size_t> req_value;
   for (size_t v = 0; v < n; ++v) {
-    const int p = producer_[v];
-    if (p < 0 || !steps_[static_cast<size_t>(p)]->native || base_[v] != static_cast<int>(v) || is_output_[v]) continue;
-    if (!st.defined[v] || st.recorded_bytes[v] == 0) continue;
+    if (!own_buffer(v)) continue;
+    plan->info.unshared_bytes += align_up(st.recorded_bytes[v]);
+    if (parent[v] >= 0) continue;
     BufferRequest r;
-    r.first = p;
-    r.last = std::max<int64_t>(p, last_use_[v]);
+    r.first = first[v];
+    r.last = last[v];
     r.bytes = st.recorded_bytes[v];
     reqs.push_back(r);
     req_value.push_back(v);
-    plan->info.unshared_bytes += align_up(r.bytes);
   }
   ArenaLayout layout = plan_arena(reqs);
   for (size_t k = 0; k < reqs.size(); ++k) {
     plan->offset[req_value[k]] = static_cast<int64_t>(layout.offsets[k]);
     plan->bytes[req_value[k]] = reqs[k].bytes;
   }
+  int64_t placed_values = static_cast<int64_t>(reqs.size());
+  for (size_t v = 0; v < n; ++v) {
+    if (parent[v] < 0) continue;
+    size_t off = 0, w = v;
+    while (parent[w] >= 0) {
+      off += rel[w];
+      w = static_cast<size_t>(parent[w]);
+    }
+    plan->offset[v] = plan->offset[w] + static_cast<int64_t>(off);
+    plan->bytes[v] = st.recorded_bytes[v];
+    plan->exact[v] = 1;
+    ++placed_values;
+  }
   plan->arena_bytes = layout.total_bytes;
   plan->info.arena_bytes = layout.total_bytes;
-  plan->info.arena_values = static_cast<int64_t>(reqs.size());
+  plan->info.arena_values = placed_values;
   plan->info.sequence = ++plan_seq_;
   for (const Tensor& f : feeds) plan->info.feed_shapes.push_back(f.shape);
   return plan;

@@ -46,6 +46,9 @@ struct PlanInfo {
   size_t unshared_bytes = 0;  // sum of the same buffers without reuse
   int64_t arena_values = 0;   // values placed in the arena
   int64_t sequence = 0;       // creation order among this Program's plans
+  // Concat inputs planned as slabs of their Concat's output buffer (written
+  // there by their producers, so the Concat does not copy them).
+  int64_t concat_inplace_inputs = 0;
 };
 
 class Program {
@@ -121,6 +124,7 @@ class Program {
   std::vector<int> base_;       // value -> value that owns the buffer (views follow inputs)
   std::vector<int64_t> last_use_;  // base value -> last step index reading it (n = end of run)
   std::vector<int> producer_;   // value -> step index, -1 for feeds/constants
+  std::vector<int64_t> overwrite_at_;  // base value -> first step writing over it in place (INT64_MAX: none)
   std::vector<bool> is_output_;
   std::map<std::vector<int64_t>, std::shared_ptr<const Plan>> plans_;
   std::atomic<bool> profiling_{false};

@@ -207,7 +207,11 @@ class ConcatKernel : public Kernel {
       const size_t chunk = static_cast<size_t>(t.dim(axis) * inner) * es;
       const char* src = static_cast<const char*>(t.data);
       char* dst = static_cast<char*>(y.data) + off;
-      for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * out_row, src + o * chunk, chunk);
+      // The executor may have had the producer write this input straight
+      // into its slab of the output (in-place concat): nothing to copy.
+      if (!(outer == 1 && src == dst)) {
+        for (int64_t o = 0; o < outer; ++o) std::memcpy(dst + o * out_row, src + o * chunk, chunk);
+      }
       off += chunk;
     }
   }
