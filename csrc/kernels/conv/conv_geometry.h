@@ -15,6 +15,18 @@ struct WindowAttrs {
   std::vector<int64_t> kernel_shape, strides, dilations, pads;
   std::string auto_pad = "NOTSET";
   bool ceil_mode = false;
+  bool count_include_pad = false;  // AveragePool only
+
+  // MaxPool's (storage_order only shapes an Indices output; accepted) or AveragePool's attributes.
+  void parse_pool(const Attrs& a, bool is_max) {
+    if (is_max) {
+      a.allow({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
+    } else {
+      a.allow({"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"});
+      count_include_pad = a.get_int("count_include_pad", 0) != 0;
+    }
+    parse(a, true);
+  }
 
   void parse(const Attrs& a, bool pool) {
     kernel_shape = a.get_ints("kernel_shape");

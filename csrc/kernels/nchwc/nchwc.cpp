@@ -22,13 +22,13 @@ namespace infopt {
 namespace nchwc {
 
 int64_t packed_size(int64_t M, int64_t C, int64_t KH, int64_t KW) {
-  return M * ((C + kLanes - 1) / kLanes) * KH * KW * kLanes;
+  return M * blocks_of(C) * KH * KW * kLanes;
 }
 
 // Output channels [m0, m1) (m0 a multiple of 16, m1 one of 16 or M): each 16-channel block (a
 // trailing 8-channel one) is [groups][KH][KW][8 ci][16 co] at m0 * (per-channel floats).
 void pack_weights(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW, int64_t m0, int64_t m1, float* dst) {
-  const int64_t G = (C + kLanes - 1) / kLanes, per_m = G * KH * KW * kLanes;
+  const int64_t G = blocks_of(C), per_m = G * KH * KW * kLanes;
   for (int64_t mb = m0; mb < m1; mb += 16) {
     const int64_t nbw = std::min<int64_t>(16, M - mb);
     float* d = dst + mb * per_m;
@@ -48,9 +48,8 @@ void pack_weights(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW, 
 
 namespace {
 
+using nchwc::blocks_of;
 using nchwc::kLanes;
-
-int64_t blocks_of(int64_t c) { return (c + kLanes - 1) / kLanes; }
 
 // A 5-D NCHWc tensor [N, Cb, H, W, 8]; `what` names it in the error.
 void require_nchwc(const Tensor& t, const std::string& what) {
@@ -285,16 +284,7 @@ class ReorderFromKernel : public Kernel {
 
 class NchwcPoolKernel : public Kernel {
  public:
-  NchwcPoolKernel(const Attrs& a, bool is_max) : max_(is_max) {
-    if (is_max) {
-      // storage_order only shapes the Indices output, which this op does not have
-      a.allow({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
-    } else {
-      a.allow({"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"});
-      count_include_pad_ = a.get_int("count_include_pad", 0) != 0;
-    }
-    win_.parse(a, true);
-  }
+  NchwcPoolKernel(const Attrs& a, bool is_max) : max_(is_max) { win_.parse_pool(a, is_max); }
 
   void run(StepIO& io) const override {
     const char* op = max_ ? "NchwcMaxPool" : "NchwcAveragePool";
@@ -309,7 +299,7 @@ class NchwcPoolKernel : public Kernel {
     const float* xp = X.ptr<float>();
     float* yp = Y.ptr<float>();
     const int64_t Sin = g.in_size() * kLanes, per_row = OW * g.k_size() * kLanes;
-    const bool cip = count_include_pad_;
+    const bool cip = win_.count_include_pad;
     io.pool()->parallel_for(N * Cb * OH, std::max<int64_t>(1, 32768 / std::max<int64_t>(per_row, 1)),
                             [&](int64_t r0, int64_t r1) {
                               for (int64_t r = r0; r < r1; ++r) {
@@ -321,7 +311,6 @@ class NchwcPoolKernel : public Kernel {
 
  private:
   bool max_;
-  bool count_include_pad_ = false;
   WindowAttrs win_;
 };
 

@@ -25,6 +25,8 @@ namespace nchwc {
 
 constexpr int kLanes = 8;
 
+inline int64_t blocks_of(int64_t c) { return (c + kLanes - 1) / kLanes; }
+
 // A run of consecutive output pixels q in [q0, q1) (row-major over OH x OW, so a run may span
 // rows) of one image and one output-channel block (nb 8-channel blocks, nb = 1 or 2).
 struct ConvRun {

@@ -1,9 +1,11 @@
 // Reorders and pools of the NCHWc family, compiled once per ISA: include inside a per-ISA
 // namespace (the baseline and AVX2 copies must never merge at link time). Plain loops over the
-// 8 lanes on purpose: with the AVX2 file's flags each becomes one YMM operation per pixel.
+// 8 lanes on purpose: with the AVX2 file's flags each becomes one YMM operation per pixel
+// (except MaxPool's NaN-keeping max, which GCC left scalar: it has an explicit AVX2 branch).
 // The including file must include <algorithm>, <cstring>, <limits> and nchwc.h first.
 
 using infopt::Geometry;
+using infopt::valid_range;
 using infopt::nchwc::kLanes;
 
 inline void reorder_to(const float* x, int64_t C, int64_t HW, int64_t cb, int64_t s0, int64_t s1, float* y) {
@@ -35,21 +37,14 @@ inline void reorder_from(const float* x, int lanes, int64_t HW, int64_t s0, int6
     for (int64_t s = s0; s < s1; ++s) y[l * HW + s] = x[s * kLanes + l];
 }
 
-// Taps t in [0, k) with 0 <= x0 + t*d < n.
-inline void tap_range(int64_t x0, int64_t d, int64_t k, int64_t n, int64_t& t0, int64_t& t1) {
-  t0 = x0 >= 0 ? 0 : (-x0 + d - 1) / d;
-  const int64_t top = n - 1 - x0;
-  t1 = top < 0 ? 0 : std::min(k, top / d + 1);
-  t1 = std::max(t0, t1);
-}
-
-// tap_range along a row, without its two divisions for the (usual) window that lies inside.
+// The taps [t0, t1) of a window starting at column x0 that fall inside the row (valid_range),
+// without its two divisions for the (usual) window that lies inside.
 inline void col_taps(int64_t x0, const Geometry& g, int64_t& t0, int64_t& t1) {
   if (x0 >= 0 && x0 + (g.k[2] - 1) * g.d[2] < g.in[2]) {
     t0 = 0, t1 = g.k[2];
     return;
   }
-  tap_range(x0, g.d[2], g.k[2], g.in[2], t0, t1);
+  valid_range(g.k[2], g.d[2], x0, g.in[2], t0, t1);
 }
 
 // max that keeps a NaN from either side (ONNX propagates NaN)
@@ -58,7 +53,7 @@ inline float max_nan(float m, float v) { return (v > m || v != v) ? v : m; }
 inline void maxpool_row(const float* x, const Geometry& g, int64_t oy, bool, float* y) {
   const int64_t W = g.in[2], y0 = oy * g.s[1] - g.pb[1];
   int64_t ky0, ky1;
-  tap_range(y0, g.d[1], g.k[1], g.in[1], ky0, ky1);
+  valid_range(g.k[1], g.d[1], y0, g.in[1], ky0, ky1);
   for (int64_t ox = 0; ox < g.out[2]; ++ox) {
     const int64_t x0 = ox * g.s[2] - g.pb[2];
     int64_t kx0, kx1;
@@ -95,9 +90,9 @@ inline void maxpool_row(const float* x, const Geometry& g, int64_t oy, bool, flo
 inline void avgpool_row(const float* x, const Geometry& g, int64_t oy, bool count_include_pad, float* y) {
   const int64_t H = g.in[1], W = g.in[2], y0 = oy * g.s[1] - g.pb[1];
   int64_t ky0, ky1, py0, py1;
-  tap_range(y0, g.d[1], g.k[1], H, ky0, ky1);
+  valid_range(g.k[1], g.d[1], y0, H, ky0, ky1);
   // count_include_pad counts the explicit padding, not the ceil_mode overhang past it
-  tap_range(y0 + g.pb[1], g.d[1], g.k[1], H + g.pb[1] + g.pe[1], py0, py1);
+  valid_range(g.k[1], g.d[1], y0 + g.pb[1], H + g.pb[1] + g.pe[1], py0, py1);
   for (int64_t ox = 0; ox < g.out[2]; ++ox) {
     const int64_t x0 = ox * g.s[2] - g.pb[2];
     int64_t kx0, kx1;
@@ -113,7 +108,7 @@ inline void avgpool_row(const float* x, const Geometry& g, int64_t oy, bool coun
     int64_t cnt = (ky1 - ky0) * (kx1 - kx0);
     if (count_include_pad) {
       int64_t px0, px1;
-      tap_range(x0 + g.pb[2], g.d[2], g.k[2], W + g.pb[2] + g.pe[2], px0, px1);
+      valid_range(g.k[2], g.d[2], x0 + g.pb[2], W + g.pb[2] + g.pe[2], px0, px1);
       cnt = (py1 - py0) * (px1 - px0);
     }
     const float div = cnt > 0 ? static_cast<float>(cnt) : 1.f;

@@ -14,15 +14,7 @@ namespace {
 
 class PoolKernel : public Kernel {
  public:
-  PoolKernel(const Attrs& a, bool is_max) : max_(is_max) {
-    if (is_max) {
-      a.allow({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
-    } else {
-      a.allow({"auto_pad", "ceil_mode", "count_include_pad", "dilations", "kernel_shape", "pads", "strides"});
-      count_include_pad_ = a.get_int("count_include_pad", 0) != 0;
-    }
-    win_.parse(a, true);
-  }
+  PoolKernel(const Attrs& a, bool is_max) : max_(is_max) { win_.parse_pool(a, is_max); }
 
   void run(StepIO& io) const override {
     const Tensor& X = require_f32(io, 0, "X");
@@ -155,12 +147,11 @@ class PoolKernel : public Kernel {
     }
     if (max_) return mx;
     // count_include_pad counts explicit padding but not the extra ceil_mode overhang past it.
-    const int64_t div = count_include_pad_ ? padded : valid;
+    const int64_t div = win_.count_include_pad ? padded : valid;
     return div > 0 ? sum / static_cast<float>(div) : 0.f;
   }
 
   bool max_;
-  bool count_include_pad_ = false;
   WindowAttrs win_;
 };
 

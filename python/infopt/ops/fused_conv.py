@@ -17,15 +17,15 @@ from ._body import ACTIVATIONS, Body, apply_activation
 CONV_ATTRS = ["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"]
 
 
-def op_name(residual: bool, activation: str | None) -> str:
-    return "FusedConv" + ("Add" if residual else "") + (activation or "")
+def op_name(residual: bool, activation: str | None, stem: str = "FusedConv") -> str:
+    return stem + ("Add" if residual else "") + (activation or "")
 
 
-def parse_op_name(op_type: str) -> tuple[bool, str | None] | None:
-    """Inverse of ``op_name``: (residual, activation), or None if not a FusedConv op."""
-    if not op_type.startswith("FusedConv"):
+def parse_op_name(op_type: str, stem: str = "FusedConv") -> tuple[bool, str | None] | None:
+    """Inverse of ``op_name``: (residual, activation), or None if not a ``stem`` op."""
+    if not op_type.startswith(stem):
         return None
-    rest = op_type[len("FusedConv") :]
+    rest = op_type[len(stem) :]
     residual = rest.startswith("Add")
     rest = rest[3:] if residual else rest
     if rest and rest not in ACTIVATIONS:

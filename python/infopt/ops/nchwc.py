@@ -36,7 +36,7 @@ import numpy as np
 
 from ..ir import Function, Model, Tensor, Value
 from ._body import ACTIVATIONS, Body, act_attr_names, apply_activation
-from .fused_conv import CONV_ATTRS, _attr_kind
+from .fused_conv import CONV_ATTRS, _attr_kind, op_name, parse_op_name
 
 BLOCK = 8
 CONV_STEMS = ("NchwcConvNchw", "NchwcConv")  # longest first: parse_conv_name tries in order
@@ -45,8 +45,7 @@ SLICE_OPSET = 12  # Constant value_int: ReorderFromNchwc can drop padded channel
 
 
 def conv_name(plain_input: bool, residual: bool, activation: str | None) -> str:
-    stem = CONV_STEMS[0] if plain_input else CONV_STEMS[1]
-    return stem + ("Add" if residual else "") + (activation or "")
+    return op_name(residual, activation, CONV_STEMS[0] if plain_input else CONV_STEMS[1])
 
 
 SCALE_SHIFT = "NchwcScaleShift"
@@ -68,12 +67,8 @@ def parse_conv_name(op_type: str) -> tuple[bool, bool, str | None] | None:
     """Inverse of ``conv_name``: (plain_input, residual, activation), or None."""
     for stem in CONV_STEMS:
         if op_type.startswith(stem):
-            rest = op_type[len(stem) :]
-            residual = rest.startswith("Add")
-            rest = rest[3:] if residual else rest
-            if rest and rest not in ACTIVATIONS:
-                return None
-            return stem == CONV_STEMS[0], residual, rest or None
+            parsed = parse_op_name(op_type, stem)
+            return None if parsed is None else (stem == CONV_STEMS[0], *parsed)
     return None
 
 

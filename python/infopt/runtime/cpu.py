@@ -219,6 +219,19 @@ def _split_act(op_type: str, stem: str) -> str | None:
     return rest or None
 
 
+def _conv_step(
+    node: Node, native: str, residual: bool, activation: str | None
+) -> tuple[str, list[Value | None], dict[str, Any]]:
+    """A FusedConv-style node (X, W, B?, Z? when ``residual``) as native ``native``'s step:
+    inputs (X, W, B, Z) with absent ones None, Conv attributes plus the activation's."""
+    attrs = {a: node.attr(a) for a in CONV_ATTRS if a in node.attrs}
+    attrs.update(_epilogue(node, activation, ""))
+    inputs = list(node.inputs[:3]) + [None] * (3 - len(node.inputs[:3]))
+    inputs.append(node.inputs[3] if residual else None)
+    _require_dtype(node, native, inputs[:2])
+    return native, inputs, attrs
+
+
 _NCHWC_POOLS = {"NchwcMaxPool": "MaxPool", "NchwcAveragePool": "AveragePool"}
 
 
@@ -228,13 +241,7 @@ def _nchwc_step(node: Node, opset: int) -> tuple[str, list[Value | None], dict[s
     op, inputs = node.op_type, list(node.inputs)
     parsed = parse_conv_name(op)
     if parsed is not None:
-        _, residual, activation = parsed
-        attrs = {a: node.attr(a) for a in CONV_ATTRS if a in node.attrs}
-        attrs.update(_epilogue(node, activation, ""))
-        inputs = inputs[:3] + [None] * (3 - len(inputs[:3]))
-        inputs.append(node.inputs[3] if residual else None)
-        _require_dtype(node, "infopt.NchwcConv", inputs[:2])
-        return "infopt.NchwcConv", inputs, attrs
+        return _conv_step(node, "infopt.NchwcConv", *parsed[1:])
     affine = parse_scale_shift_name(op)
     if affine is not None:
         _require_dtype(node, "infopt.NchwcScaleShift", inputs[:3])
@@ -257,13 +264,7 @@ def _infopt_step(node: Node, opset: int) -> tuple[str, list[Value | None], dict[
     inputs: list[Value | None] = list(node.inputs)
     parsed = parse_op_name(op)
     if parsed is not None:
-        residual, activation = parsed
-        attrs = {a: node.attr(a) for a in CONV_ATTRS if a in node.attrs}
-        attrs.update(_epilogue(node, activation, ""))
-        inputs = inputs[:3] + [None] * (3 - len(inputs[:3]))
-        inputs.append(node.inputs[3] if residual else None)
-        _require_dtype(node, "infopt.FusedConv", inputs[:2])
-        return "infopt.FusedConv", inputs, attrs
+        return _conv_step(node, "infopt.FusedConv", *parsed)
     nchwc = _nchwc_step(node, opset)
     if nchwc is not None:
         return nchwc
