@@ -24,6 +24,36 @@ template <int NP, int NB, bool LS1, int LANES>
 inline __attribute__((always_inline)) void taps(const float* const (&xp)[NP], int64_t t, int64_t ls, int lanes,
                                                 const float*& w, __m256 (&acc)[NP][NB]) {
   const int n = LANES ? LANES : lanes;
+  if constexpr (LS1 && LANES > 0) {
+    // Each pixel's broadcast and FMAs as one opaque statement: with plain intrinsics GCC rotated
+    // the 12 accumulators through vfmadd132/213 forms and parked 3 of them on the stack, a
+    // store-to-load round trip inside three FMA chains (4-6% of every conv layer). The asm
+    // reads x without telling GCC; x is the conv input, written only before conv_run starts.
+#pragma GCC unroll 8
+    for (int l = 0; l < LANES; ++l) {
+      __m256 wv[NB];
+#pragma GCC unroll 2
+      for (int b = 0; b < NB; ++b) wv[b] = _mm256_loadu_ps(w + l * NB * 8 + b * 8);
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p) {
+        __m256 xv;
+        if constexpr (NB == 2) {
+          asm("vbroadcastss %c[off](%[x],%[t],4), %[v]\n\t"
+              "vfmadd231ps %[w0], %[v], %[a0]\n\t"
+              "vfmadd231ps %[w1], %[v], %[a1]"
+              : [a0] "+x"(acc[p][0]), [a1] "+x"(acc[p][1]), [v] "=&x"(xv)
+              : [x] "r"(xp[p]), [t] "r"(t), [w0] "x"(wv[0]), [w1] "x"(wv[NB - 1]), [off] "i"(l * 4));
+        } else {
+          asm("vbroadcastss %c[off](%[x],%[t],4), %[v]\n\t"
+              "vfmadd231ps %[w0], %[v], %[a0]"
+              : [a0] "+x"(acc[p][0]), [v] "=&x"(xv)
+              : [x] "r"(xp[p]), [t] "r"(t), [w0] "x"(wv[0]), [off] "i"(l * 4));
+        }
+      }
+    }
+    w += LANES * NB * 8;
+    return;
+  }
 #pragma GCC unroll 8
   for (int l = 0; l < n; ++l) {
     const int64_t tl = LS1 ? t + l : t + l * ls;
