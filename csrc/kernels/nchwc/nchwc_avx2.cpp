@@ -18,56 +18,39 @@ namespace nchwc {
 namespace isa_avx2 {
 #include "kernels/nchwc/nchwc_impl.h"
 
-// The lanes [0, LANES) (or [0, lanes) when LANES == 0) of tap offset t: w advances by NB*8 per
-// lane. Pixel p reads xp[p][t + lane offset]: base + index + immediate, no address arithmetic.
+// LANES input lanes of tap offset t: w advances by NB*8 per lane. Pixel p reads lane l at
+// xp[p][t + l] (NCHWc input, LS1) or xp[p][t + l*ls] (NCHW planes): base + index + immediate.
+// Each pixel's broadcast and FMAs are one opaque asm statement: with plain intrinsics GCC
+// rotated the 12 accumulators through vfmadd132/213 forms and parked 3 of them on the stack, a
+// store-to-load round trip inside three FMA chains (4-6% of every conv layer). The asm reads x
+// without telling GCC; x is the conv input, written only before conv_run starts.
 template <int NP, int NB, bool LS1, int LANES>
-inline __attribute__((always_inline)) void taps(const float* const (&xp)[NP], int64_t t, int64_t ls, int lanes,
+inline __attribute__((always_inline)) void taps(const float* const (&xp)[NP], int64_t t, int64_t ls,
                                                 const float*& w, __m256 (&acc)[NP][NB]) {
-  const int n = LANES ? LANES : lanes;
-  if constexpr (LS1 && LANES > 0) {
-    // Each pixel's broadcast and FMAs as one opaque statement: with plain intrinsics GCC rotated
-    // the 12 accumulators through vfmadd132/213 forms and parked 3 of them on the stack, a
-    // store-to-load round trip inside three FMA chains (4-6% of every conv layer). The asm
-    // reads x without telling GCC; x is the conv input, written only before conv_run starts.
 #pragma GCC unroll 8
-    for (int l = 0; l < LANES; ++l) {
-      __m256 wv[NB];
-#pragma GCC unroll 2
-      for (int b = 0; b < NB; ++b) wv[b] = _mm256_loadu_ps(w + l * NB * 8 + b * 8);
-#pragma GCC unroll 8
-      for (int p = 0; p < NP; ++p) {
-        __m256 xv;
-        if constexpr (NB == 2) {
-          asm("vbroadcastss %c[off](%[x],%[t],4), %[v]\n\t"
-              "vfmadd231ps %[w0], %[v], %[a0]\n\t"
-              "vfmadd231ps %[w1], %[v], %[a1]"
-              : [a0] "+x"(acc[p][0]), [a1] "+x"(acc[p][1]), [v] "=&x"(xv)
-              : [x] "r"(xp[p]), [t] "r"(t), [w0] "x"(wv[0]), [w1] "x"(wv[NB - 1]), [off] "i"(l * 4));
-        } else {
-          asm("vbroadcastss %c[off](%[x],%[t],4), %[v]\n\t"
-              "vfmadd231ps %[w0], %[v], %[a0]"
-              : [a0] "+x"(acc[p][0]), [v] "=&x"(xv)
-              : [x] "r"(xp[p]), [t] "r"(t), [w0] "x"(wv[0]), [off] "i"(l * 4));
-        }
-      }
-    }
-    w += LANES * NB * 8;
-    return;
-  }
-#pragma GCC unroll 8
-  for (int l = 0; l < n; ++l) {
-    const int64_t tl = LS1 ? t + l : t + l * ls;
+  for (int l = 0; l < LANES; ++l) {
+    const int64_t tl = LS1 ? t : t + l * ls;
     __m256 wv[NB];
 #pragma GCC unroll 2
-    for (int b = 0; b < NB; ++b) wv[b] = _mm256_loadu_ps(w + b * 8);
+    for (int b = 0; b < NB; ++b) wv[b] = _mm256_loadu_ps(w + l * NB * 8 + b * 8);
 #pragma GCC unroll 8
     for (int p = 0; p < NP; ++p) {
-      const __m256 xv = _mm256_broadcast_ss(xp[p] + tl);
-#pragma GCC unroll 2
-      for (int b = 0; b < NB; ++b) acc[p][b] = _mm256_fmadd_ps(xv, wv[b], acc[p][b]);
+      __m256 xv;
+      if constexpr (NB == 2) {
+        asm("vbroadcastss %c[off](%[x],%[t],4), %[v]\n\t"
+            "vfmadd231ps %[w0], %[v], %[a0]\n\t"
+            "vfmadd231ps %[w1], %[v], %[a1]"
+            : [a0] "+x"(acc[p][0]), [a1] "+x"(acc[p][1]), [v] "=&x"(xv)
+            : [x] "r"(xp[p]), [t] "r"(tl), [w0] "x"(wv[0]), [w1] "x"(wv[NB - 1]), [off] "i"(LS1 ? l * 4 : 0));
+      } else {
+        asm("vbroadcastss %c[off](%[x],%[t],4), %[v]\n\t"
+            "vfmadd231ps %[w0], %[v], %[a0]"
+            : [a0] "+x"(acc[p][0]), [v] "=&x"(xv)
+            : [x] "r"(xp[p]), [t] "r"(tl), [w0] "x"(wv[0]), [off] "i"(LS1 ? l * 4 : 0));
+      }
     }
-    w += NB * 8;
   }
+  w += LANES * NB * 8;
 }
 
 // All taps of the last, partial channel group (R of its 8 lanes present).
@@ -77,7 +60,7 @@ inline __attribute__((always_inline)) void rem_taps(const ConvRun& a, const floa
   for (int i = 0; i < a.kh; ++i) {
     const int64_t tr = a.full_groups * a.gstride + i * a.rowstep;
     for (int j = 0; j < a.kw; ++j) {
-      taps<NP, NB, LS1, R>(xp, tr + j * a.colstep, a.lstride, R, w, acc);
+      taps<NP, NB, LS1, R>(xp, tr + j * a.colstep, a.lstride, w, acc);
       w += (kLanes - R) * NB * 8;
     }
   }
@@ -111,7 +94,7 @@ inline __attribute__((always_inline)) void tile_body(const ConvRun& a, const flo
   for (int64_t g = part.g0; g < part.g1; ++g) {
     for (int i = 0; i < kh; ++i) {
       const int64_t tr = g * a.gstride + i * a.rowstep;
-      for (int j = 0; j < kw; ++j) taps<NP, NB, LS1, 8>(xp, tr + j * a.colstep, ls, 8, w, acc);
+      for (int j = 0; j < kw; ++j) taps<NP, NB, LS1, 8>(xp, tr + j * a.colstep, ls, w, acc);
     }
   }
   if (!part.last) {
