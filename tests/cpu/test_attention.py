@@ -176,3 +176,37 @@ def test_attention_padding_edge_rows(isa, rng):
     ):
         m = m.astype(np.float32)
         assert_close(run_op("infopt.Attention", [q, k, v, m], isa=isa), ref_attention(q, k, v, m))
+
+
+# bshd=1: Q [B,Sq,H,D], K [B,Sk,H,D], V [B,Sk,H,Dv] -> Y [B,Sq,H,Dv] (heads interleaved in each
+# row, as a projection's output split into heads); the mask broadcasts to [B,H,Sq,Sk].
+@pytest.mark.parametrize(
+    "b,h,sq,sk,d,dv",
+    [(1, 1, 1, 1, 1, 1), (2, 3, 9, 17, 16, 5), (1, 12, 128, 128, 32, 32), (3, 2, 7, 130, 9, 33)],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_attention_bshd(isa, rng, b, h, sq, sk, d, dv, threads):
+    q, k, v = randn(rng, b, sq, h, d), randn(rng, b, sk, h, d), randn(rng, b, sk, h, dv)
+    mask = np.where(rng.random((b, 1, 1, sk)) < 0.2, -1e4, 0.0).astype(np.float32)
+    mask[..., 0] = 0.0  # every row keeps a key
+    heads = lambda a: np.swapaxes(a, 1, 2)  # noqa: E731 [B,S,H,D] -> [B,H,S,D]
+    ref = heads(ref_attention(heads(q), heads(k), heads(v), mask, 0.4, causal=sq == sk))
+    y = run_op(
+        "infopt.Attention",
+        [q, k, v, mask],
+        {"bshd": 1, "scale": 0.4, "causal": int(sq == sk)},
+        isa=isa,
+        threads=threads,
+    )
+    assert y.shape == (b, sq, h, dv)
+    assert_close(y, ref)
+
+
+def test_attention_bshd_errors(rng):
+    q, k, v = randn(rng, 1, 3, 2, 4), randn(rng, 1, 5, 2, 4), randn(rng, 1, 5, 2, 4)
+    with pytest.raises(ValueError, match="bshd=1 needs 4-D"):
+        run_op("infopt.Attention", [q[0], k[0], v[0]], {"bshd": 1})
+    with pytest.raises(ValueError, match="Attention shapes do not match"):
+        run_op("infopt.Attention", [q, randn(rng, 1, 5, 3, 4), v], {"bshd": 1})
+    with pytest.raises(ValueError, match="kt"):
+        run_op("infopt.Attention", [q, k, v], {"bshd": 1, "kt": 1})

@@ -6,7 +6,10 @@
 //   broadcastable to [..., Sq, Sk]. Attributes: scale (default 1/sqrt(D)),
 //   causal (0/1): query i sees keys j <= i + (Sk - Sq) (aligned bottom-right,
 //   so a decode step with a KV cache of length Sk > Sq sees the whole past),
-//   kt (0/1): input 1 is K already transposed.
+//   kt (0/1): input 1 is K already transposed;
+//   bshd (0/1): Q [B, Sq, H, D], K [B, Sk, H, D], V [B, Sk, H, Dv] -> Y [B, Sq, H, Dv], the
+//   layout of a projection's output split into heads, so the graph needs no head Transposes
+//   (the batch dims, for the mask too, are then [B, H]).
 // A row whose keys are all masked gives NaN, like the float64 reference.
 //
 // Work is split into (batch entry, block of query rows) tasks over the pool.
@@ -33,8 +36,10 @@ namespace {
 class AttentionKernel : public Kernel {
  public:
   explicit AttentionKernel(const Attrs& a) {
-    a.allow({"scale", "causal", "kt"});
+    a.allow({"scale", "causal", "kt", "bshd"});
     kt_ = a.get_int("kt", 0) != 0;
+    bshd_ = a.get_int("bshd", 0) != 0;
+    if (kt_ && bshd_) a.fail("kt", "cannot be combined with bshd=1 (K comes as [B, Sk, H, D])");
     has_scale_ = a.has("scale");
     scale_ = static_cast<float>(a.get_float("scale", 1.0));
     causal_ = a.get_int("causal", 0) != 0;
@@ -46,18 +51,27 @@ class AttentionKernel : public Kernel {
     const Tensor& v = require_f32(io, 2, "V");
     const Tensor* mask = io.input(3);
     const int64_t r = q.ndim();
+    if (bshd_ && (r != 4 || k.ndim() != 4 || v.ndim() != 4)) {
+      fail_shape("Attention with bshd=1 needs 4-D Q, K, V ([batch, seq, heads, head_dim]), got " + q.desc() + ", " +
+                 k.desc() + ", " + v.desc());
+    }
     if (r < 2 || k.ndim() != r || v.ndim() != r) {
       fail_shape("Attention needs Q, K, V of one rank >= 2 ([..., seq, head_dim]), got " + q.desc() + ", " + k.desc() +
                  ", " + v.desc());
     }
-    const Shape batch(q.shape.begin(), q.shape.end() - 2);
-    const int64_t Sq = q.dim(r - 2), D = q.dim(r - 1);
-    const int64_t Sk = kt_ ? k.dim(r - 1) : k.dim(r - 2), Dk = kt_ ? k.dim(r - 2) : k.dim(r - 1);
+    // bshd: [B, S, H, D] read as batch [B, H] of [S, D] matrices with row stride H*D.
+    const Shape batch = bshd_ ? Shape{q.dim(0), q.dim(2)} : Shape(q.shape.begin(), q.shape.end() - 2);
+    const int64_t H = bshd_ ? q.dim(2) : 1;
+    const int64_t Sq = bshd_ ? q.dim(1) : q.dim(r - 2), D = q.dim(r - 1);
+    const int64_t Sk = bshd_ ? k.dim(1) : kt_ ? k.dim(r - 1) : k.dim(r - 2);
+    const int64_t Dk = kt_ ? k.dim(r - 2) : k.dim(r - 1);
     const int64_t Dv = v.dim(r - 1);
-    if (Shape(k.shape.begin(), k.shape.end() - 2) != batch || Shape(v.shape.begin(), v.shape.end() - 2) != batch ||
-        Dk != D || v.dim(r - 2) != Sk) {
+    const bool same_batch = bshd_ ? k.dim(0) == batch[0] && k.dim(2) == H && v.dim(0) == batch[0] && v.dim(2) == H
+                                  : Shape(k.shape.begin(), k.shape.end() - 2) == batch &&
+                                        Shape(v.shape.begin(), v.shape.end() - 2) == batch;
+    if (!same_batch || Dk != D || (bshd_ ? v.dim(1) : v.dim(r - 2)) != Sk) {
       fail_shape(std::string("Attention shapes do not match: Q ") + q.desc() + (kt_ ? ", Kt " : ", K ") + k.desc() +
-                 ", V " + v.desc());
+                 ", V " + v.desc() + (bshd_ ? " (bshd=1: [batch, seq, heads, head_dim])" : ""));
     }
     Shape sshape = batch;
     sshape.push_back(Sq);
@@ -76,6 +90,7 @@ class AttentionKernel : public Kernel {
     Shape yshape = batch;
     yshape.push_back(Sq);
     yshape.push_back(Dv);
+    if (bshd_) yshape = Shape{batch[0], Sq, H, Dv};
     Tensor& y = io.output(0, DType::Float32, yshape);
     if (y.numel() == 0) return;
     const int64_t nb = shape_numel(batch);
@@ -140,17 +155,20 @@ class AttentionKernel : public Kernel {
       const size_t kt_size = kt_ ? 0 : static_cast<size_t>(D * ldS);
       float* s = scratch_floats(4, tile + kt_size + static_cast<size_t>(qb));
       float* inv = s + tile + kt_size;
-      const float* qh = qp + (bh * Sq + i0) * D;
-      const float* kh = kp + bh * Sk * D;
-      const float* vh = vp + bh * Sk * Dv;
+      // head bh's rows: row stride H * (width) in bshd (heads interleaved), else the width
+      const int64_t b = bh / H, h = bh % H;
+      const float* qh = qp + ((b * Sq + i0) * H + h) * D;
+      const float* kh = kp + (b * Sk * H + h) * D;
+      const float* vh = vp + (b * Sk * H + h) * Dv;
       if (!kt_) {  // K [Sk, D] -> K^T [D, Sk]
         float* ktp = s + tile;
+        const int64_t krow = H * D;
         for (int64_t j = 0; j < klen; ++j) {
-          for (int64_t d = 0; d < D; ++d) ktp[d * ldk + j] = kh[j * D + d];
+          for (int64_t d = 0; d < D; ++d) ktp[d * ldk + j] = kh[j * krow + d];
         }
         kh = ktp;
       }
-      av.rows_gemm(m, klen, D, qh, D, kh, ldk, s, ldS, scale, nullptr);
+      av.rows_gemm(m, klen, D, qh, H * D, kh, ldk, s, ldS, scale, nullptr);
       for (int64_t i = 0; i < m; ++i) {
         float* row = s + i * ldS;
         const int64_t qi = i0 + i, len = std::min(seen(qi), klen);
@@ -171,14 +189,14 @@ class AttentionKernel : public Kernel {
         inv[i] = len == 0 ? nan : 1.f / av.exp_row(row, len, mrow);
         std::fill(row + len, row + klen, 0.f);
       }
-      float* yh = yp + (bh * Sq + i0) * Dv;
-      av.rows_gemm(m, Dv, klen, s, ldS, vh, Dv, yh, Dv, 1.f, inv);
+      float* yh = yp + ((b * Sq + i0) * H + h) * Dv;
+      av.rows_gemm(m, Dv, klen, s, ldS, vh, H * Dv, yh, H * Dv, 1.f, inv);
     };
     io.pool()->run_tasks(nb * nqb, task);
   }
 
  private:
-  bool has_scale_ = false, causal_ = false, kt_ = false;
+  bool has_scale_ = false, causal_ = false, kt_ = false, bshd_ = false;
   float scale_ = 1.f;
 };
 

@@ -10,6 +10,9 @@
 * ``Gelu(X)``, ``GeluTanh(X)``: exact (erf) and tanh-approximated GELU.
 * ``Attention(Q, Kt, V, Mask?)``: ``MatMul(Softmax(MatMul(Q, Kt) * scale + Mask), V)`` with
   ``Kt`` already transposed ([..., D, S]) and an additive mask broadcast to the scores.
+* ``AttentionBshd(Q, K, V, Mask)``: the same on heads left interleaved: Q [B, Sq, H, D],
+  K [B, Sk, H, D], V [B, Sk, H, Dv] -> Y [B, Sq, H, Dv] (the mask broadcast to [B, H, Sq, Sk]),
+  so a transformer needs no per-head Transposes around its attention.
 """
 
 from __future__ import annotations
@@ -107,6 +110,27 @@ def _attention(model: Model) -> Function:
     )
 
 
+def _attention_bshd(model: Model) -> Function:
+    body = Body("AttentionBshd")
+    q, k, v, mask = body.input("Q"), body.input("K"), body.input("V"), body.input("Mask")
+    heads = [0, 2, 1, 3]  # [B, S, H, D] <-> [B, H, S, D]
+    kt = body.op("Transpose", k, perm=[0, 2, 3, 1])
+    scores = body.op(
+        "Mul", body.op("MatMul", body.op("Transpose", q, perm=heads), kt), body.ref_const("scale")
+    )
+    probs = body.op("Softmax", body.op("Add", scores, mask), axis=-1)
+    y = body.op(
+        "Transpose", body.op("MatMul", probs, body.op("Transpose", v, perm=heads)), perm=heads
+    )
+    return body.function(
+        model,
+        y,
+        ["scale"],
+        "Y = Transpose(Softmax(Q' @ Kt * scale + Mask) @ V'), heads interleaved in Q, K, V, Y",
+        min_opset=13,
+    )
+
+
 FUNCTIONS = {
     **{f"FusedGemm{a}": _gemm(a) for a in ACTIVATIONS},
     **{f"FusedMatMul{a or ''}": _matmul(a) for a in [None, *ACTIVATIONS]},
@@ -115,4 +139,5 @@ FUNCTIONS = {
     "Gelu": _gelu("Gelu"),
     "GeluTanh": _gelu("GeluTanh"),
     "Attention": _attention,
+    "AttentionBshd": _attention_bshd,
 }

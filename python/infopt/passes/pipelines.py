@@ -5,7 +5,8 @@ pair removal, duplicate constants and subexpressions, dead code. -O2 adds the fu
 GELU, attention, BatchNorm, Pad, and the Conv/Gemm/MatMul epilogues), ordered so that each
 feeds the next: BatchNorm folds into Conv before Conv takes its activation, GELU becomes one op
 before MatMul takes it as its epilogue. For target cpu, -O2 then lays CNN regions out in NCHWc
-(``layout_nchwc``), after the conv fusions so that each conv carries its epilogue into it.
+(``layout_nchwc``), after the conv fusions so that each conv carries its epilogue into it, and
+reads attention heads in place (``fold_attention_transposes``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ O2 = [
     "fuse_layer_norm",
     "fuse_gelu",
     "fuse_attention",
+    "fold_attention_transposes",
     "fold_constants",
     "infer_shapes",
     "fuse_gemm_activation",
@@ -47,14 +49,15 @@ PIPELINES: dict[int, list[str]] = {0: [], 1: O1, 2: O2, 3: O3}
 # fusions): skip them there. Value: the opset from which the fused op is standard, else None.
 NOT_STANDARD_BELOW = {"fuse_attention": None, "fuse_gelu": 20}
 
-# Layouts only infopt's CPU runtime runs natively; cuda and onnx keep NCHW.
-CPU_ONLY = {"layout_nchwc"}
+# Layouts only infopt's CPU runtime runs natively; cuda and onnx keep NCHW and per-head
+# Transposes.
+CPU_ONLY = {"layout_nchwc", "fold_attention_transposes"}
 
 
 def native_nchwc() -> bool:
-    """Whether the native CPU backend has the NCHWc kernels. Without them the layout would
-    only add reorders and send every convolution to the (slow) reference fallback, so target
-    cpu leaves ``layout_nchwc`` out."""
+    """Whether the native CPU backend (with its NCHWc kernels) is built. Without it the layout
+    would only add reorders and send every convolution to the (slow) reference fallback, and
+    ``AttentionBshd`` would run as its decomposition, so target cpu leaves ``CPU_ONLY`` out."""
     try:
         from .. import _C
     except ImportError:

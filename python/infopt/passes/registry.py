@@ -5,6 +5,7 @@ from __future__ import annotations
 from .base import Pass
 from .eliminate_common_subexpressions import EliminateCommonSubexpressions
 from .eliminate_dead_code import EliminateDeadCode
+from .fold_attention_transposes import FoldAttentionTransposes
 from .fold_constants import FoldConstants
 from .freeze_initializer_inputs import FreezeInitializerInputs
 from .fuse_attention import FuseAttention
@@ -39,6 +40,7 @@ PASSES: dict[str, type[Pass]] = {
         FuseLayerNorm,
         FuseGelu,
         FuseAttention,
+        FoldAttentionTransposes,
         FuseGemmActivation,
         FuseConvActivation,
         LayoutNchwc,

@@ -277,9 +277,9 @@ def _infopt_step(node: Node, opset: int) -> tuple[str, list[Value | None], dict[
         attrs = _epilogue(node, _split_act(op, "FusedMatMul"), ACT_PREFIX)
         _require_dtype(node, "infopt.FusedMatMul", inputs[:2])
         return "infopt.FusedMatMul", inputs, attrs
-    if op == "Attention":
+    if op in ("Attention", "AttentionBshd"):
         _require_dtype(node, "infopt.Attention", inputs[:3])
-        attrs = {"kt": 1}
+        attrs = {"kt": 1} if op == "Attention" else {"bshd": 1}
         if "scale" in node.attrs:
             attrs["scale"] = float(node.attr("scale"))
         return "infopt.Attention", inputs, attrs
