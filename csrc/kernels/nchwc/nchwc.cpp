@@ -79,6 +79,12 @@ class NchwcConvKernel : public Kernel {
 
   bool reads_only_packed(int i) const override { return i == 1 && !packed_.empty(); }
 
+  // The residual Z's buffer becomes Y's when Z dies here: each output tile reads its Z tile in
+  // the epilogue just before storing over it (partial sums of weight passes stay on the stack).
+  // One stream of read-modify-write instead of reading Z and write-allocating Y: ResNet's
+  // expansion 1x1 convs move 1/3 fewer bytes.
+  std::vector<int> inplace_inputs() const override { return {3}; }
+
   void run(StepIO& io) const override {
     const Tensor& X = require_f32(io, 0, "X");
     const Tensor& W = require_f32(io, 1, "W");
