@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #include "kernels/kernel.h"
 #include "kernels/norm/norm.h"
@@ -188,23 +189,24 @@ class LrnKernel : public Kernel {
     const float* xp = x.ptr<float>();
     float* yp = y.ptr<float>();
     const float scale = alpha_ / static_cast<float>(size_);
-    io.pool()->parallel_for(N * C, 1, [&](int64_t b, int64_t e) {
+    const auto& v = norm::variant_for(io.isa());
+    // Tasks: (image, channel, run of kLrnRun positions); each reads its channel window's rows.
+    constexpr int64_t kLrnRun = 4096;
+    const int64_t runs = (inner + kLrnRun - 1) / kLrnRun;
+    io.pool()->parallel_for(N * C * runs, 1, [&](int64_t b, int64_t e) {
+      std::vector<const float*> win;
       for (int64_t t = b; t < e; ++t) {
-        const int64_t n = t / C, c = t % C;
+        const int64_t row = t / runs, i0 = (t % runs) * kLrnRun, len = std::min(kLrnRun, inner - i0);
+        const int64_t n = row / C, c = row % C;
         const int64_t c0 = std::max<int64_t>(0, c - lo), c1 = std::min<int64_t>(C - 1, c + hi);
-        const float* src = xp + t * inner;
-        float* dst = yp + t * inner;
-        for (int64_t i = 0; i < inner; ++i) {
-          float s = 0.f;
-          for (int64_t k = c0; k <= c1; ++k) {
-            const float v = xp[(n * C + k) * inner + i];
-            s += v * v;
-          }
-          dst[i] = src[i] / std::pow(bias_ + scale * s, beta_);
-        }
+        win.clear();
+        for (int64_t k = c0; k <= c1; ++k) win.push_back(xp + (n * C + k) * inner + i0);
+        v.lrn_run(win.data(), static_cast<int>(win.size()), xp + row * inner + i0, yp + row * inner + i0, len, bias_,
+                  scale, beta_);
       }
     });
   }
+
  private:
   float alpha_, beta_, bias_;
   int64_t size_;

@@ -1,5 +1,6 @@
 // Row kernels of the normalisation family (Softmax / LogSoftmax over a
-// contiguous row, LayerNormalization of one row), one variant per ISA.
+// contiguous row, LayerNormalization of one row, LRN over a run of positions),
+// one variant per ISA.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -18,6 +19,10 @@ struct Variant {
   // bias may be null (1 and 0); mean / inv_std receive the statistics.
   void (*layernorm_row)(const float* x, float* y, int64_t n, const float* scale, const float* bias, float eps,
                         float* mean, float* inv_std);
+  // LRN of n positions of one channel: y[i] = x[i] * (bias + scale * sum_w win[w][i]^2)^-beta,
+  // win the nwin channels of its window (x among them).
+  void (*lrn_run)(const float* const* win, int nwin, const float* x, float* y, int64_t n, float bias, float scale,
+                  float beta);
 };
 
 const std::vector<const Variant*>& variants();

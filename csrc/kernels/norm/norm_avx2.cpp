@@ -102,10 +102,51 @@ void layernorm_row(const float* x, float* y, int64_t n, const float* scale, cons
   if (inv_std) *inv_std = is;
 }
 
+// d^-beta for the betas networks use, from sqrt and division (within a few ulp); other betas
+// fall back to std::pow per position.
+template <int kBeta4>  // 4 * beta: 2, 3 or 4
+inline __m256 inv_pow(__m256 d) {
+  if (kBeta4 == 4) return d;
+  const __m256 r = _mm256_sqrt_ps(d);
+  return kBeta4 == 2 ? r : _mm256_mul_ps(r, _mm256_sqrt_ps(r));  // d^0.5 or d^0.75
+}
+
+template <int kBeta4>
+void lrn_vec(const float* const* win, int nwin, const float* x, float* y, int64_t n, float bias, float scale) {
+  const __m256 b = _mm256_set1_ps(bias), sc = _mm256_set1_ps(scale);
+  for (int64_t i = 0; i + 8 <= n; i += 8) {
+    __m256 s = _mm256_setzero_ps();
+    for (int w = 0; w < nwin; ++w) {
+      const __m256 v = _mm256_loadu_ps(win[w] + i);
+      s = _mm256_fmadd_ps(v, v, s);
+    }
+    _mm256_storeu_ps(y + i, _mm256_div_ps(_mm256_loadu_ps(x + i), inv_pow<kBeta4>(_mm256_fmadd_ps(sc, s, b))));
+  }
+}
+
+void lrn_run(const float* const* win, int nwin, const float* x, float* y, int64_t n, float bias, float scale,
+             float beta) {
+  int64_t done = n / 8 * 8;  // positions the vector path covers (none for other betas)
+  if (beta == 0.75f) {
+    lrn_vec<3>(win, nwin, x, y, done, bias, scale);
+  } else if (beta == 0.5f) {
+    lrn_vec<2>(win, nwin, x, y, done, bias, scale);
+  } else if (beta == 1.f) {
+    lrn_vec<4>(win, nwin, x, y, done, bias, scale);
+  } else {
+    done = 0;
+  }
+  for (int64_t i = done; i < n; ++i) {
+    float s = 0.f;
+    for (int w = 0; w < nwin; ++w) s += win[w][i] * win[w][i];
+    y[i] = x[i] / std::pow(bias + scale * s, beta);
+  }
+}
+
 }  // namespace
 
 const Variant& avx2_variant() {
-  static const Variant v{"infopt_f32_norm__avx2", Isa::Avx2, softmax_row, layernorm_row};
+  static const Variant v{"infopt_f32_norm__avx2", Isa::Avx2, softmax_row, layernorm_row, lrn_run};
   return v;
 }
 

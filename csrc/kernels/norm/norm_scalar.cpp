@@ -50,10 +50,19 @@ void layernorm_row(const float* x, float* y, int64_t n, const float* scale, cons
   if (inv_std) *inv_std = is;
 }
 
+void lrn_run(const float* const* win, int nwin, const float* x, float* y, int64_t n, float bias, float scale,
+             float beta) {
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0.0;
+    for (int w = 0; w < nwin; ++w) s += static_cast<double>(win[w][i]) * win[w][i];
+    y[i] = static_cast<float>(x[i] / std::pow(bias + scale * s, static_cast<double>(beta)));
+  }
+}
+
 }  // namespace
 
 const Variant& scalar_variant() {
-  static const Variant v{"infopt_f32_norm__scalar", Isa::Scalar, softmax_row, layernorm_row};
+  static const Variant v{"infopt_f32_norm__scalar", Isa::Scalar, softmax_row, layernorm_row, lrn_run};
   return v;
 }
 
