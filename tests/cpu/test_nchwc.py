@@ -372,6 +372,25 @@ def test_nchwc_maxpool_nan(isa):
     assert np.isnan(got).any()
 
 
+@pytest.mark.parametrize("k,s,w", [(2, 2, 9), (3, 2, 9), (4, 1, 9), (3, 2, 1100)])
+def test_nchwc_maxpool_nan_every_tap(isa, k, s, w):
+    # A NaN at each tap of one window, in turn: the separable AVX2 path pairs taps for its NaN
+    # compares (odd and even tap counts here), rows wider than its column buffer (1100) take the
+    # general path; the NaN must reach exactly the outputs whose windows hold it.
+    base = np.random.default_rng(4).standard_normal((1, 3, 9, w)).astype(np.float32)
+    attrs = {"kernel_shape": [k, k], "strides": [s, s], "pads": [1, 0, 0, 1]}
+    for dy in range(k):
+        for dx in range(k):
+            x = base.copy()
+            x[0, 1, s + dy - 1, s + dx] = np.nan  # window of output (1, 1) (pads: top 1, left 0)
+            got = run_op("infopt.NchwcMaxPool", [to_nchwc(x)], attrs, isa=isa)
+            ref = ref_pool(x, "max", [k, k], strides=[s, s], pads=[1, 0, 0, 1])
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(to_nchwc(ref)))
+            assert np.isnan(got[0, 0, 1, 1, 1])
+            finite = ~np.isnan(to_nchwc(ref))
+            np.testing.assert_allclose(got[finite], to_nchwc(ref)[finite], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 13, 7, 7), (1, 64, 13, 13), (1, 24, 14, 5)])
 def test_nchwc_global_avgpool(isa, rng, shape, threads):
