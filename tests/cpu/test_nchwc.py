@@ -204,6 +204,23 @@ def test_nchwc_conv_tiles(isa, rng, oh, ow, m, threads):
         assert_close(got, want, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_nchwc_conv_1x1_large_input_stretches(isa, rng, threads, stride):
+    # Input images over 1 MiB (72 x 64 x 64 floats) take the stretch order: ~64 KiB of input
+    # pixels through every output block (16 + 16 + 8 channels here) per task; two images,
+    # bias, residual and activation as in any other order.
+    x, w, b = _conv_inputs(rng, 2, 72, 40, (64, 64), (1, 1))
+    ref = ref_conv(x, w, b, strides=[stride] * 2)
+    z = randn(rng, *to_nchwc(ref).shape)
+    want = to_nchwc(np.maximum(ref + from_nchwc(z, 40), 0))
+    attrs = {"strides": [stride] * 2, "activation": "Relu"}
+    got = run_op(
+        "infopt.NchwcConv", [to_nchwc(x), w, b, z], attrs, isa=isa, const=(1, 2), threads=threads
+    )
+    assert_close(got, want, rtol=RTOL, atol=ATOL)
+
+
 def test_nchwc_conv_packed_weight_released(isa, rng):
     # W is packed once in prepare(); the kernel then reads only the packed copy, so the Program
     # may free the original, and later plans (other batch sizes, the NCHW input) still use it.
