@@ -210,14 +210,16 @@ class NchwcConvKernel : public Kernel {
       v.conv_run(a);
     };
 
-    // A 1x1 conv whose input image exceeds L2 (> 1 MiB) and whose weights fit in it: tasks are
-    // stretches of ~64 KiB of input (whole 6-pixel tiles), each run through every output block
-    // while it sits in L2. Block by block, the input would be streamed from L3 or DRAM once per
-    // 16 output channels (ResNet-50's 56x56x256 inputs: 4-8 times 3.2 MB). In-run A/B on
-    // ResNet-50 (2 threads, per-step medians): those three convs -0.27 / -0.30 / -0.63 ms.
+    // A 1x1 conv whose input image exceeds L2 (> 1 MiB) and whose weights are at most 1 MiB:
+    // tasks are stretches of ~64 KiB of input (whole 6-pixel tiles), each run through every
+    // output block while it sits in L2. Block by block, the input would be streamed from L3 or
+    // DRAM once per 16 output channels (ResNet-50's 56x56x256 inputs: 4-32 times 3.2 MB); here
+    // the weights are re-read per stretch instead, from L2/L3. In-run A/B on ResNet-50 (2
+    // threads, per-step medians): its 56x56 1x1 convs -0.27 / -0.30 / -0.63 ms, the strided
+    // 256->512 projection -0.24 ms, 28x28x512 -> 256 -0.12 ms; 2 and 4 MiB weights gained nothing.
     const int64_t in_bytes = planes * plane * static_cast<int64_t>(sizeof(float));
     const int64_t w_bytes = M * per_m * static_cast<int64_t>(sizeof(float));
-    if (KH * KW == 1 && M > 16 && in_bytes > (int64_t{1} << 20) && w_bytes <= 256 * 1024) {
+    if (KH * KW == 1 && M > 16 && in_bytes > (int64_t{1} << 20) && w_bytes <= (int64_t{1} << 20)) {
       const int64_t stretch = std::max<int64_t>(6, 64 * 1024 / (C * static_cast<int64_t>(sizeof(float))) / 6 * 6);
       const int64_t nst = (P + stretch - 1) / stretch;
       pool->run_tasks(N * nst, [&](int64_t t) {
