@@ -23,13 +23,16 @@ def time_blocks(
     per_block: int = 3,
     warmup: int = 2,
     budget_s: float = 60.0,
-    settle_s: float = 0.05,
+    settle_s: float = 0.15,
 ) -> dict[str, float]:
     """Median seconds per call of each runner, measured in alternating blocks.
 
     Each block starts with untimed runs for ``settle_s`` (at least one): the previous runner's
-    thread pool may still be spinning on the cores (onnxruntime's does by default), which would
-    otherwise be charged to the first timed runs of whoever comes next."""
+    thread pool may still be spinning on the cores, which would otherwise be charged to the
+    first timed runs of whoever comes next. onnxruntime's intra-op workers (default settings,
+    2 threads) keep a core busy for ~60 ms after each run (their CPU time in /proc, sampled
+    every 10 ms after a SqueezeNet run): a 50 ms settle left the first timed runs of the next
+    block sharing the cores with it."""
     for run in runners.values():
         for _ in range(warmup):
             run()
