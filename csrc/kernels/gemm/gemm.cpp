@@ -74,11 +74,12 @@ void pack_a_block(const Variant& v, const Matrix& A, int64_t i0, int64_t mc, int
     } else if (A.rs == 1 && m == mr) {  // transposed A: the mr values of one k are contiguous
       for (int64_t k = 0; k < kc; ++k) std::memcpy(ap + k * mr, src + k * A.cs, sizeof(float) * mr);
     } else {
+      // a short panel (M < mr rows left, e.g. a batch-1 Gemm): zeroed once, then its rows
+      // (zeroing mr - m floats per k compiled to a memset call per k: 1/3 of a 16x16 Gemm)
+      if (m < mr) std::memset(ap, 0, sizeof(float) * static_cast<size_t>(kc * mr));
       for (int64_t k = 0; k < kc; ++k) {
         float* dst = ap + k * mr;
-        int64_t i = 0;
-        for (; i < m; ++i) dst[i] = src[i * A.rs + k * A.cs];
-        for (; i < mr; ++i) dst[i] = 0.f;
+        for (int64_t i = 0; i < m; ++i) dst[i] = src[i * A.rs + k * A.cs];
       }
     }
     ap += mr * kc;
