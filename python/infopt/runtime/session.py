@@ -88,6 +88,9 @@ class InferenceSession:
             )
             for v in graph.inputs
         }
+        # per-call fast paths: no initializer overridden, no symbolic dim to cross-check
+        self._init_names = frozenset(graph.initializers)
+        self._symbolic = any(spec.symbolic for spec in self._specs.values())
         self._plans: dict[frozenset[str], Any] = {}
         self._lock = threading.Lock()
         self._threads = int(self._options.intra_op_num_threads or 0)
@@ -114,14 +117,19 @@ class InferenceSession:
     ) -> list[np.ndarray]:
         if not isinstance(input_feed, dict):
             raise InputError("input_feed must be a dict of input name -> array")
-        overrides = frozenset(n for n in input_feed if n in self._model.graph.initializers)
+        overrides = (
+            _NO_OVERRIDES
+            if self._init_names.isdisjoint(input_feed)
+            else frozenset(n for n in input_feed if n in self._init_names)
+        )
         plan = self._plans.get(overrides) or self._plan_for(overrides)
         arrays = [self._check_feed(name, input_feed) for name in plan.input_names]
-        if len(input_feed) > len(arrays) or any(n not in self._by_name for n in input_feed):
+        if len(input_feed) > len(arrays) or not input_feed.keys() <= self._by_name.keys():
             unknown = sorted(set(input_feed) - set(self._by_name))
             names = ", ".join(sorted(v.name for v in self._required))
             raise InputError(f"unknown input '{unknown[0]}'; model inputs are: {names}")
-        self._check_symbolic_dims(plan.input_names, arrays)
+        if self._symbolic:
+            self._check_symbolic_dims(plan.input_names, arrays)
         outputs = getattr(plan, "program", plan).run(arrays)
         if output_names is None:
             return list(outputs)
@@ -246,7 +254,7 @@ class _InputSpec:
                 f"({_type_string(self.value)})"
             )
         shape = self.shape
-        if shape is not None:
+        if shape is not None and array.shape != shape:  # equal: every dim fixed and matching
             if array.ndim != len(shape):
                 raise InputError(
                     f"input '{name}' has rank {array.ndim} (shape {list(array.shape)}), the "
@@ -261,6 +269,9 @@ class _InputSpec:
         if not array.flags.c_contiguous:
             array = np.ascontiguousarray(array) if array.ndim else array.copy()
         return array
+
+
+_NO_OVERRIDES: frozenset[str] = frozenset()
 
 
 def _select_providers(providers) -> list[str]:
