@@ -166,3 +166,20 @@ def ops(model) -> list[str]:
 
 def rand(*shape, seed=0, scale=1.0):
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(np.float32)
+
+
+def attention_core(q, kt, v, y, mask=True, softmax_axis=-1):
+    """Nodes of softmax(q @ kt / scale [+ mask]) @ v -> y, as the torch exporters write them
+    (inputs ``scale`` and ``mask`` by those names)."""
+    nodes = [
+        helper.make_node("MatMul", [q, kt], ["s"]),
+        helper.make_node("Div", ["s", "scale"], ["ss"]),
+    ]
+    last = "ss"
+    if mask:
+        nodes.append(helper.make_node("Add", ["ss", "mask"], ["sm"]))
+        last = "sm"
+    return nodes + [
+        helper.make_node("Softmax", [last], ["p"], axis=softmax_axis),
+        helper.make_node("MatMul", ["p", v], [y]),
+    ]

@@ -10,7 +10,15 @@ import math
 import numpy as np
 import pytest
 from onnx import helper
-from passcheck import graph_model, hf_model, o2_until, ops, run_pass, run_pipeline
+from passcheck import (
+    attention_core,
+    graph_model,
+    hf_model,
+    o2_until,
+    ops,
+    run_pass,
+    run_pipeline,
+)
 
 from infopt.passes.pipelines import pipeline
 
@@ -31,18 +39,9 @@ def _heads_attention(v_heads=False, attention_out=False, mask=True):
             ["v"],
             **({} if v_heads else {"perm": [0, 2, 1, 3]}),
         ),
-        helper.make_node("MatMul", ["q", "kt"], ["s"]),
-        helper.make_node("Div", ["s", "scale"], ["ss"]),
     ]
-    last = "ss"
-    if mask:
-        nodes.append(helper.make_node("Add", ["ss", "mask"], ["sm"]))
-        last = "sm"
-    nodes += [
-        helper.make_node("Softmax", [last], ["p"], axis=-1),
-        helper.make_node("MatMul", ["p", "v"], ["yh"]),
-        helper.make_node("Transpose", ["yh"], ["y"], perm=[0, 2, 1, 3]),
-    ]
+    nodes += attention_core("q", "kt", "v", "yh", mask)
+    nodes.append(helper.make_node("Transpose", ["yh"], ["y"], perm=[0, 2, 1, 3]))
     inputs = [
         (n, [B, H, S, D] if v_heads and n == "v4" else [B, S, H, D]) for n in ("q4", "k4", "v4")
     ]

@@ -6,25 +6,21 @@ import math
 
 import numpy as np
 import pytest
-from onnx import helper
-from passcheck import graph_model, hf_model, o2_until, ops, run_pass, run_pipeline
+from passcheck import (
+    attention_core,
+    graph_model,
+    hf_model,
+    o2_until,
+    ops,
+    run_pass,
+    run_pipeline,
+)
 
 pytest.importorskip("onnxruntime")
 
 
 def _attention(mask=True, scores_out=False, scale_input=False, softmax_axis=-1):
-    nodes = [
-        helper.make_node("MatMul", ["q", "kt"], ["s"]),
-        helper.make_node("Div", ["s", "scale"], ["ss"]),
-    ]
-    last = "ss"
-    if mask:
-        nodes.append(helper.make_node("Add", ["ss", "mask"], ["sm"]))
-        last = "sm"
-    nodes += [
-        helper.make_node("Softmax", [last], ["p"], axis=softmax_axis),
-        helper.make_node("MatMul", ["p", "v"], ["y"]),
-    ]
+    nodes = attention_core("q", "kt", "v", "y", mask, softmax_axis)
     inputs = [("q", [2, 4, 5, 8]), ("kt", [2, 4, 8, 5]), ("v", [2, 4, 5, 8])]
     if mask:
         inputs.append(("mask", [2, 1, 1, 5]))

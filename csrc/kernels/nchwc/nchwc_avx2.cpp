@@ -173,25 +173,21 @@ constexpr int kMaxNp2 = 6, kMaxNp1 = 8;
 constexpr int kGroupTiles = 8;
 constexpr int64_t kSplitBytes = 128 * 1024, kPassBytes = 16 * 1024;
 
+// Per tile width NP (index; 0 unused): one tile of a weight pass, and a run of equal tiles.
+struct TileFns {
+  TileFn one;
+  TilesFn run;
+};
+
 template <int NB, bool LS1, size_t... I>
-constexpr std::array<TileFn, sizeof...(I) + 1> make_table(std::index_sequence<I...>) {
-  return {nullptr, &tile<static_cast<int>(I) + 1, NB, LS1>...};
+constexpr std::array<TileFns, sizeof...(I) + 1> make_table(std::index_sequence<I...>) {
+  return {TileFns{nullptr, nullptr},
+          TileFns{&tile<static_cast<int>(I) + 1, NB, LS1>, &tiles<static_cast<int>(I) + 1, NB, LS1>}...};
 }
 
 template <int NB, bool LS1>
-const TileFn* table() {
+const TileFns* table() {
   static constexpr auto t = make_table<NB, LS1>(std::make_index_sequence<NB == 2 ? kMaxNp2 : kMaxNp1>{});
-  return t.data();
-}
-
-template <int NB, bool LS1, size_t... I>
-constexpr std::array<TilesFn, sizeof...(I) + 1> make_runs_table(std::index_sequence<I...>) {
-  return {nullptr, &tiles<static_cast<int>(I) + 1, NB, LS1>...};
-}
-
-template <int NB, bool LS1>
-const TilesFn* runs_table() {
-  static constexpr auto t = make_runs_table<NB, LS1>(std::make_index_sequence<NB == 2 ? kMaxNp2 : kMaxNp1>{});
   return t.data();
 }
 
@@ -205,8 +201,8 @@ const TilesFn* runs_table() {
 // +15% on that layer; smaller weights measured the same either way).
 void conv_run(const ConvRun& a) {
   const int maxp = a.nb == 2 ? kMaxNp2 : kMaxNp1;
-  const TileFn* fns = a.nb == 2 ? (a.lstride == 1 ? table<2, true>() : table<2, false>())
-                                : (a.lstride == 1 ? table<1, true>() : table<1, false>());
+  const TileFns* fns = a.nb == 2 ? (a.lstride == 1 ? table<2, true>() : table<2, false>())
+                                 : (a.lstride == 1 ? table<1, true>() : table<1, false>());
   const int64_t len = a.q1 - a.q0, ntiles = (len + maxp - 1) / maxp;
   if (ntiles <= 0) return;
   const int64_t base = len / ntiles, extra = len % ntiles;
@@ -216,10 +212,8 @@ void conv_run(const ConvRun& a) {
                                                               : std::max<int64_t>(1, a.full_groups);
   const int64_t passes = std::max<int64_t>(1, (a.full_groups + per_pass - 1) / per_pass);
   if (passes == 1) {
-    const TilesFn* runs = a.nb == 2 ? (a.lstride == 1 ? runs_table<2, true>() : runs_table<2, false>())
-                                    : (a.lstride == 1 ? runs_table<1, true>() : runs_table<1, false>());
-    if (extra) runs[base + 1](a, a.q0, extra);
-    if (ntiles > extra) runs[base](a, a.q0 + extra * (base + 1), ntiles - extra);
+    if (extra) fns[base + 1].run(a, a.q0, extra);
+    if (ntiles > extra) fns[base].run(a, a.q0 + extra * (base + 1), ntiles - extra);
     return;
   }
   alignas(32) float accbuf[kGroupTiles][kMaxNp2 * 2 * 8];
@@ -257,7 +251,7 @@ void conv_run(const ConvRun& a) {
         }
         Part part = part0;
         part.acc = accbuf[t];
-        fns[nps[t]](a, x0[t], qs[t], part);
+        fns[nps[t]].one(a, x0[t], qs[t], part);
       }
     }
   }
