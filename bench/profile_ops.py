@@ -17,6 +17,7 @@ per-step minimums (the least disturbed run of each step: the machines here are s
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import json
 import os
@@ -81,12 +82,12 @@ def main() -> None:
     def run_theirs():
         return theirs.run(None, feeds)
 
-    # infopt: per-step seconds of every timed run; onnxruntime: its timed runs' start times
+    # infopt: per-step seconds of every timed run (onnxruntime's come from its profile)
     ours_steps: dict[str, list[float]] = collections.defaultdict(list)
     step_ops: dict[str, str] = {}
     ours_total: list[float] = []
-    timed_starts: list[float] = []
-    for _ in range(max(1, args.runs // BLOCK_RUNS)):
+    n_blocks = max(1, args.runs // BLOCK_RUNS)
+    for _ in range(n_blocks):
         _settle(run_ours)
         program.set_profiling(True)
         for _ in range(BLOCK_RUNS):
@@ -100,7 +101,6 @@ def main() -> None:
         program.set_profiling(False)
         _settle(run_theirs)
         for _ in range(BLOCK_RUNS):
-            timed_starts.append(time.perf_counter())
             run_theirs()
 
     events = json.load(open(theirs.end_profiling()))
@@ -111,12 +111,9 @@ def main() -> None:
     )
     # the timed runs are the last BLOCK_RUNS of every block: settle runs are many and short
     timed = set()
-    n_blocks = len(timed_starts) // BLOCK_RUNS
-    block_ends = _block_ends(all_runs, n_blocks)
-    for end in block_ends:
+    for end in _block_ends(all_runs, n_blocks):
         timed.update(range(end - BLOCK_RUNS, end))
     theirs_runs = [r for i, r in enumerate(all_runs) if i in timed]
-    index = {r: i for i, r in enumerate(theirs_runs)}
     theirs_nodes: dict[str, list[float]] = collections.defaultdict(lambda: [0.0] * len(theirs_runs))
     node_ops: dict[str, str] = {}
     node_first: dict[str, float] = {}
@@ -129,7 +126,7 @@ def main() -> None:
         if i is None:
             continue
         name = e["name"]
-        theirs_nodes[name][index[theirs_runs[i]]] += e["dur"] * 1e-6
+        theirs_nodes[name][i] += e["dur"] * 1e-6
         node_ops[name] = e["args"]["op_name"]
         node_first.setdefault(name, e["ts"] - theirs_runs[i][0])
         shapes = e["args"].get("input_type_shape") or []
@@ -139,19 +136,16 @@ def main() -> None:
     def med(values):
         return statistics.median(values) * 1e3
 
-    ours_ops: dict[str, list[float]] = collections.defaultdict(list)
-    for label, values in ours_steps.items():
-        ours_ops[step_ops[label]].append(med(values))
-    theirs_ops: dict[str, list[float]] = collections.defaultdict(list)
-    for name, values in theirs_nodes.items():
-        theirs_ops[node_ops[name]].append(med(values))
+    # per op type: its total in each run (every step reports once per run), then the median
+    ours_ops = _per_run_totals(ours_steps, step_ops, len(ours_total))
+    theirs_ops = _per_run_totals(theirs_nodes, node_ops, len(theirs_runs))
     ort_total = statistics.median([(b - a) * 1e-6 for a, b in theirs_runs]) * 1e3
     print(
         f"{args.model}, {args.threads} threads, median of {len(ours_total)} runs (ms/run): "
         f"infopt {med(ours_total):.2f}, onnxruntime {ort_total:.2f}"
     )
-    a = sorted(((op, sum(v)) for op, v in ours_ops.items()), key=lambda x: -x[1])
-    b = sorted(((op, sum(v)) for op, v in theirs_ops.items()), key=lambda x: -x[1])
+    a = sorted(((op, med(v)) for op, v in ours_ops.items()), key=lambda x: -x[1])
+    b = sorted(((op, med(v)) for op, v in theirs_ops.items()), key=lambda x: -x[1])
     print(f"{'infopt op':26s} {'ms':>8s} | {'onnxruntime op':26s} {'ms':>8s}")
     for i in range(max(len(a), len(b))):
         left = a[i] if i < len(a) else ("", 0.0)
@@ -164,6 +158,14 @@ def main() -> None:
         _print_convs(compiled, ours_steps, theirs_nodes, node_w, node_first)
 
 
+def _per_run_totals(per_step: dict, op_of: dict, runs: int) -> dict[str, list[float]]:
+    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0.0] * runs)
+    for step, values in per_step.items():
+        for i, seconds in enumerate(values):
+            totals[op_of[step]][i] += seconds
+    return totals
+
+
 def _block_ends(all_runs: list[tuple], n_blocks: int) -> list[int]:
     """Indices one past each block's last run: the n_blocks largest gaps between runs (the
     other runtime's block) end them, and the last block ends with the last run."""
@@ -174,8 +176,6 @@ def _block_ends(all_runs: list[tuple], n_blocks: int) -> list[int]:
 
 
 def _run_of(ts: float, runs: list[tuple], starts: list[float]) -> int | None:
-    import bisect
-
     i = bisect.bisect_right(starts, ts) - 1
     return i if i >= 0 and ts <= runs[i][1] else None
 
