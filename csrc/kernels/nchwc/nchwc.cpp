@@ -60,15 +60,22 @@ void require_nchwc(const Tensor& t, const std::string& what) {
 class NchwcConvKernel : public Kernel {
  public:
   explicit NchwcConvKernel(const Attrs& a) {
-    a.allow({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "activation", "activation_params"});
+    a.allow({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides", "activation", "activation_params",
+             "winograd"});
     act_ = gemm::parse_activation(a.op(), a.get_str("activation", ""), a.get_floats("activation_params"));
     win_.parse(a, false);
+    winograd_ = a.get_int("winograd", -1);
+    if (winograd_ != -1 && winograd_ != 0 && winograd_ != 2 && winograd_ != 4) {
+      a.fail("winograd", "must be -1 (auto), 0 (direct), 2 or 4 (tile size)");
+    }
     if (a.get_int("group", 1) != 1) a.fail("group", "must be 1 (grouped NCHWc conv is not supported)");
   }
 
   void prepare(const std::vector<const Tensor*>& consts, Isa isa) override {
     packed_.clear();
     packed_src_ = nullptr;
+    wino_m_ = 0;
+    wino_packed_.clear();
     const Tensor* w = consts.size() > 1 ? consts[1] : nullptr;
     if (!w || w->dtype != DType::Float32 || w->ndim() != 4 || w->numel() == 0 || w->dim(0) % kLanes) return;
     const int64_t M = w->dim(0), C = w->dim(1), KH = w->dim(2), KW = w->dim(3);
@@ -76,6 +83,17 @@ class NchwcConvKernel : public Kernel {
     nchwc::pack_weights(w->ptr<float>(), M, C, KH, KW, 0, M, packed_.data());
     packed_src_ = w->data;
     packed_shape_ = w->shape;
+    // Winograd's transformed weights: 3x3, stride 1, dilation 1 (any input size)
+    wino_m_ = 0;
+    wino_packed_.clear();
+    auto ones = [](const std::vector<int64_t>& v) { return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 1; }); };
+    if (KH == 3 && KW == 3 && ones(win_.strides) && ones(win_.dilations)) {
+      wino_m_ = winograd_ == -1 ? nchwc::winograd_auto_tile(M, C) : winograd_;
+      if (wino_m_) {
+        wino_packed_.resize(static_cast<size_t>(nchwc::wino_packed_size(wino_m_, M, C)));
+        nchwc::wino_pack_weights(wino_m_, w->ptr<float>(), M, C, wino_packed_.data());
+      }
+    }
   }
 
   bool reads_only_packed(int i) const override { return i == 1 && !packed_.empty(); }
@@ -142,7 +160,14 @@ class NchwcConvKernel : public Kernel {
     // Input, zero-padded when the windows reach past it: every tap of every output is then in
     // bounds. Pixel pitch 8 (NCHWc) or 1 (NCHW planes).
     const int64_t pitch = blocked ? kLanes : 1, planes = blocked ? X.dim(1) : C;
-    const int64_t Hp = (OH - 1) * g.s[1] + (KH - 1) * g.d[1] + 1, Wp = (OW - 1) * g.s[2] + (KW - 1) * g.d[2] + 1;
+    int64_t Hp = (OH - 1) * g.s[1] + (KH - 1) * g.d[1] + 1, Wp = (OW - 1) * g.s[2] + (KW - 1) * g.d[2] + 1;
+    // Winograd (weights transformed in prepare() for a 3x3, stride 1, dilation 1 conv): its tiles
+    // cover whole m x m output squares, so the padded input reaches to the last tile's edge.
+    const int wm = blocked && wp == packed_.data() ? wino_m_ : 0;
+    if (wm) {
+      Hp = std::max(Hp, (OH + wm - 1) / wm * wm + 2);
+      Wp = std::max(Wp, (OW + wm - 1) / wm * wm + 2);
+    }
     const bool pad = g.pb[1] > 0 || g.pb[2] > 0 || Hp > H || Wp > Wd;
     const float* xin = X.ptr<float>();
     int64_t Hi = H, Wi = Wd;
@@ -173,6 +198,16 @@ class NchwcConvKernel : public Kernel {
       xin = buf;
     }
     const int64_t plane = Hi * Wi * pitch, rowstride = Wi * pitch, image = planes * plane;
+    const float* bias = B ? B->ptr<float>() : nullptr;
+    const float* zp = Z ? Z->ptr<float>() : nullptr;
+    float* yp = Y.ptr<float>();
+    if (wm) {
+      const nchwc::WinoConv wc{xin,  image, plane, rowstride, N,  C,    M,
+                               OH,   OW,    wino_packed_.data(), bias, zp, yp,
+                               act_, gemm::variant_for(io.isa()).activation};
+      nchwc::winograd_conv(v, wm, wc, pool);
+      return;
+    }
 
     nchwc::ConvRun base{};
     base.ohstride = g.s[1] * rowstride;
@@ -192,9 +227,6 @@ class NchwcConvKernel : public Kernel {
 
     const int64_t nmb = (M + 15) / 16, P = OH * OW;
     const int64_t per_m = blocks_of(C) * KH * KW * kLanes;
-    const float* bias = B ? B->ptr<float>() : nullptr;
-    const float* zp = Z ? Z->ptr<float>() : nullptr;
-    float* yp = Y.ptr<float>();
     // Output pixels [q0, q1) of the 16-channel block at m0 of image n.
     auto run_block = [&](int64_t n, int64_t m0, int64_t q0, int64_t q1) {
       nchwc::ConvRun a = base;
@@ -248,9 +280,12 @@ class NchwcConvKernel : public Kernel {
  private:
   WindowAttrs win_;
   gemm::Activation act_;
+  int64_t winograd_ = -1;  // attribute: -1 auto (winograd_auto_tile), 0 direct, 2 or 4
   std::vector<float, gemm::AlignedAlloc<float>> packed_;
   const void* packed_src_ = nullptr;
   Shape packed_shape_;
+  int wino_m_ = 0;  // tile size of wino_packed_ (0: none)
+  std::vector<float, gemm::AlignedAlloc<float>> wino_packed_;
 };
 
 // Pixels per reorder task: big enough to amortise the hand-off, small enough to share a plane.

@@ -21,6 +21,10 @@
 #include "kernels/gemm/gemm.h"
 
 namespace infopt {
+class ThreadPool;
+}
+
+namespace infopt {
 namespace nchwc {
 
 constexpr int kLanes = 8;
@@ -64,6 +68,35 @@ using GlobalPoolFn = void (*)(const float* x, int64_t S, float* y);
 using ScaleShiftFn = void (*)(const float* x, int64_t n, const float* scale, const float* shift, int lanes,
                               const gemm::Activation& act, gemm::ActivationFn act_fn, float* y);
 
+// Winograd F(m x m, 3 x 3), m = 2 or 4 (A = m + 2 points per axis); see nchwc_winograd.cpp.
+// The input transform of tiles [t0, t0 + count) (row-major over tw tiles per row) of one zero-
+// padded image: tile (ty, tx) reads the A x A pixels from padded row ty*m, column tx*m; group g,
+// pixel (r, c) at x[g*plane + r*row + c*8]. Point xi of group g of tile t goes to
+// v[(xi*groups + g)*vstride + (t - t0)*8].
+struct WinoInput {
+  const float* x;
+  int64_t plane, row, groups, tw, t0, count;
+  float* v;
+  int64_t vstride;
+};
+// The output transform of the same tiles for nb 8-channel blocks: point xi of block b of tile t
+// at m[(xi*nb + b)*mstride + (t - t0)*8]; output pixel (r, c) of block b at
+// y[b*ystride + (r*ow + c)*8] (z likewise, the residual, or null) for r < oh, c < ow.
+struct WinoOutput {
+  const float* m;
+  int64_t mstride;
+  int nb;
+  int64_t tw, t0, count, oh, ow;
+  float* y;
+  const float* z;
+  int64_t ystride;
+  const float* bias;  // nb*8 floats or null
+  gemm::Activation act;
+  gemm::ActivationFn act_fn;
+};
+using WinoInputFn = void (*)(const WinoInput& a);
+using WinoOutputFn = void (*)(const WinoOutput& a);
+
 struct Variant {
   const char* name;
   Isa isa;
@@ -74,11 +107,32 @@ struct Variant {
   PoolRowFn avgpool_row;
   GlobalPoolFn global_avgpool;
   ScaleShiftFn scale_shift;
+  WinoInputFn wino_input[2];  // F(2x2, 3x3), F(4x4, 3x3)
+  WinoOutputFn wino_output[2];
 };
 
 // Packed weight floats for W [M, C, KH, KW] and the packing itself (dst of that size).
 int64_t packed_size(int64_t M, int64_t C, int64_t KH, int64_t KW);
 void pack_weights(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW, int64_t m0, int64_t m1, float* dst);
+
+// Winograd F(m x m, 3 x 3) convolution (nchwc_winograd.cpp): weights transformed once, then per
+// task a chunk of tiles transformed, multiplied per point by the variant's conv_run (as 1x1
+// convs) and transformed back with the epilogue.
+int winograd_auto_tile(int64_t M, int64_t C);  // the m auto picks for W [M, C, 3, 3], 0: direct
+int64_t wino_packed_size(int m, int64_t M, int64_t C);
+void wino_pack_weights(int m, const float* w, int64_t M, int64_t C, float* dst);
+struct WinoConv {
+  const float* x;  // zero-padded input, image n at x + n*image; rows of >= tw*m + 2 pixels
+  int64_t image, plane, row;
+  int64_t N, C, M, OH, OW;
+  const float* u;  // wino_pack_weights
+  const float* bias;
+  const float* z;
+  float* y;
+  gemm::Activation act;
+  gemm::ActivationFn act_fn;
+};
+void winograd_conv(const Variant& v, int m, const WinoConv& a, ThreadPool* pool);
 
 const std::vector<const Variant*>& variants();
 const Variant& variant_for(Isa isa);

@@ -17,6 +17,7 @@ namespace infopt {
 namespace nchwc {
 namespace isa_avx2 {
 #include "kernels/nchwc/nchwc_impl.h"
+#include "kernels/nchwc/nchwc_winograd_impl.h"
 
 // LANES input lanes of tap offset t: w advances by NB*8 per lane. Pixel p reads lane l at
 // xp[p][t + l] (NCHWc input, LS1) or xp[p][t + l*ls] (NCHW planes): base + index + immediate.
@@ -313,7 +314,9 @@ void scale_shift(const float* x, int64_t n, const float* scale, const float* shi
 const Variant& avx2_variant() {
   static const Variant v{"infopt_f32_nchwc8__avx2_6x16", Isa::Avx2, isa_avx2::conv_run,
                          isa_avx2::reorder_to, isa_avx2::reorder_from, isa_avx2::maxpool_row,
-                         isa_avx2::avgpool_row, isa_avx2::global_avgpool, isa_avx2::scale_shift};
+                         isa_avx2::avgpool_row, isa_avx2::global_avgpool, isa_avx2::scale_shift,
+                         {isa_avx2::wino_input<2>, isa_avx2::wino_input<4>},
+                         {isa_avx2::wino_output<2>, isa_avx2::wino_output<4>}};
   return v;
 }
 

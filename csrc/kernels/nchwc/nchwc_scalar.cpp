@@ -10,6 +10,7 @@ namespace infopt {
 namespace nchwc {
 namespace isa_scalar {
 #include "kernels/nchwc/nchwc_impl.h"
+#include "kernels/nchwc/nchwc_winograd_impl.h"
 
 // One pixel at a time: all taps summed into nb*8 accumulators, then bias and residual; the
 // activation runs over each block's stored row at the end.
@@ -65,7 +66,9 @@ void scale_shift(const float* x, int64_t n, const float* scale, const float* shi
 const Variant& scalar_variant() {
   static const Variant v{"infopt_f32_nchwc8__scalar", Isa::Scalar, isa_scalar::conv_run,
                          isa_scalar::reorder_to, isa_scalar::reorder_from, isa_scalar::maxpool_row,
-                         isa_scalar::avgpool_row, isa_scalar::global_avgpool, isa_scalar::scale_shift};
+                         isa_scalar::avgpool_row, isa_scalar::global_avgpool, isa_scalar::scale_shift,
+                         {isa_scalar::wino_input<2>, isa_scalar::wino_input<4>},
+                         {isa_scalar::wino_output<2>, isa_scalar::wino_output<4>}};
   return v;
 }
 

@@ -16,7 +16,12 @@ body so they may be symbolic:
   NCHWc, W ``[M, C, KH, KW]`` in ONNX layout, ``M % 8 == 0``. The body convolves the unblocked
   X (all ``Cb * 8`` lanes) with W zero-padded to ``Cb * 8`` input channels, so it needs no C.
   ``NchwcConvNchw<Add?><Activation?>`` takes a plain NCHW X (a first layer with few channels).
-  Attributes as ``FusedConv``'s.
+  Attributes as ``FusedConv``'s, plus ``winograd`` (int, native kernel only): for a 3x3,
+  stride-1, undilated conv with constant W, -1 (default) lets the kernel choose Winograd
+  F(4x4,3x3), F(2x2,3x3) or the direct conv by the weights' size, 0 forces the direct conv, 2 or
+  4 force that Winograd tile. Winograd float32 error is larger (~3e-7 / ~6e-6 absolute per O(1)
+  output for m = 2 / 4), and a NaN or infinity in an input patch reaches every output of its
+  m x m tile.
 * ``NchwcMaxPool``, ``NchwcAveragePool`` (ONNX attributes, MaxPool without storage_order) and
   ``NchwcGlobalAveragePool``: 5-D in, 5-D out; padded lanes stay 0.
 * ``NchwcScaleShift<Activation?>(X, scale, shift)``: ``act(X * scale[c] + shift[c])`` with X and
@@ -166,7 +171,8 @@ def _conv(plain_input: bool, residual: bool, activation: str | None):
             y = body.op("Add", y, _from_blocked(body, body.input("Z")))
         y = _to_blocked(body, apply_activation(body, y, activation, model.opset("")))
         doc = f"Y = {activation or ''}(Conv(X, W, B){' + Z' if residual else ''}), Y NCHWc"
-        attributes = CONV_ATTRS + act_attr_names(activation)
+        # `winograd` only steers the native kernel (see the module docstring); the body ignores it
+        attributes = CONV_ATTRS + act_attr_names(activation) + ["winograd"]
         return body.function(model, y, attributes, doc, min_opset=MIN_OPSET)
 
     return name, build
