@@ -157,17 +157,22 @@ class NchwcConvKernel : public Kernel {
       wp = buf;
     }
 
+    const float* bias = B ? B->ptr<float>() : nullptr;
+    const float* zp = Z ? Z->ptr<float>() : nullptr;
+    float* yp = Y.ptr<float>();
+    // Winograd: weights transformed in prepare() (a 3x3, stride-1, undilated conv); it reads X
+    // in place, zeros for the padding built per border tile.
+    if (blocked && wp == packed_.data() && wino_m_) {
+      const nchwc::WinoConv wc{X.ptr<float>(), H, Wd, g.pb[1], g.pb[2], N, C, M, OH, OW,
+                               wino_packed_.data(), bias, zp, yp, act_, gemm::variant_for(io.isa()).activation};
+      nchwc::winograd_conv(v, wino_m_, wc, pool);
+      return;
+    }
+
     // Input, zero-padded when the windows reach past it: every tap of every output is then in
     // bounds. Pixel pitch 8 (NCHWc) or 1 (NCHW planes).
     const int64_t pitch = blocked ? kLanes : 1, planes = blocked ? X.dim(1) : C;
-    int64_t Hp = (OH - 1) * g.s[1] + (KH - 1) * g.d[1] + 1, Wp = (OW - 1) * g.s[2] + (KW - 1) * g.d[2] + 1;
-    // Winograd (weights transformed in prepare() for a 3x3, stride 1, dilation 1 conv): its tiles
-    // cover whole m x m output squares, so the padded input reaches to the last tile's edge.
-    const int wm = blocked && wp == packed_.data() ? wino_m_ : 0;
-    if (wm) {
-      Hp = std::max(Hp, (OH + wm - 1) / wm * wm + 2);
-      Wp = std::max(Wp, (OW + wm - 1) / wm * wm + 2);
-    }
+    const int64_t Hp = (OH - 1) * g.s[1] + (KH - 1) * g.d[1] + 1, Wp = (OW - 1) * g.s[2] + (KW - 1) * g.d[2] + 1;
     const bool pad = g.pb[1] > 0 || g.pb[2] > 0 || Hp > H || Wp > Wd;
     const float* xin = X.ptr<float>();
     int64_t Hi = H, Wi = Wd;
@@ -198,16 +203,6 @@ class NchwcConvKernel : public Kernel {
       xin = buf;
     }
     const int64_t plane = Hi * Wi * pitch, rowstride = Wi * pitch, image = planes * plane;
-    const float* bias = B ? B->ptr<float>() : nullptr;
-    const float* zp = Z ? Z->ptr<float>() : nullptr;
-    float* yp = Y.ptr<float>();
-    if (wm) {
-      const nchwc::WinoConv wc{xin,  image, plane, rowstride, N,  C,    M,
-                               OH,   OW,    wino_packed_.data(), bias, zp, yp,
-                               act_, gemm::variant_for(io.isa()).activation};
-      nchwc::winograd_conv(v, wm, wc, pool);
-      return;
-    }
 
     nchwc::ConvRun base{};
     base.ohstride = g.s[1] * rowstride;

@@ -69,13 +69,13 @@ using ScaleShiftFn = void (*)(const float* x, int64_t n, const float* scale, con
                               const gemm::Activation& act, gemm::ActivationFn act_fn, float* y);
 
 // Winograd F(m x m, 3 x 3), m = 2 or 4 (A = m + 2 points per axis); see nchwc_winograd.cpp.
-// The input transform of tiles [t0, t0 + count) (row-major over tw tiles per row) of one zero-
-// padded image: tile (ty, tx) reads the A x A pixels from padded row ty*m, column tx*m; group g,
-// pixel (r, c) at x[g*plane + r*row + c*8]. Point xi of group g of tile t goes to
+// The input transform of tiles [t0, t0 + count) (row-major over tw tiles per row) of one image
+// [groups, h, w, 8]: tile (ty, tx) reads the A x A pixels from row ty*m - top, column
+// tx*m - left, zeros outside the image. Point xi of group g of tile t goes to
 // v[(xi*groups + g)*vstride + (t - t0)*8].
 struct WinoInput {
   const float* x;
-  int64_t plane, row, groups, tw, t0, count;
+  int64_t h, w, top, left, groups, tw, t0, count;
   float* v;
   int64_t vstride;
 };
@@ -122,8 +122,8 @@ int winograd_auto_tile(int64_t M, int64_t C);  // the m auto picks for W [M, C, 
 int64_t wino_packed_size(int m, int64_t M, int64_t C);
 void wino_pack_weights(int m, const float* w, int64_t M, int64_t C, float* dst);
 struct WinoConv {
-  const float* x;  // zero-padded input, image n at x + n*image; rows of >= tw*m + 2 pixels
-  int64_t image, plane, row;
+  const float* x;  // NCHWc input [N, ceil(C/8), H, W, 8]; output pixel (0, 0) reads from (-top, -left)
+  int64_t H, W, top, left;
   int64_t N, C, M, OH, OW;
   const float* u;  // wino_pack_weights
   const float* bias;

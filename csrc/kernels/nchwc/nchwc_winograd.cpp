@@ -88,15 +88,21 @@ void winograd_conv(const Variant& v, int m, const WinoConv& a, ThreadPool* pool)
   const int64_t TH = (a.OH + m - 1) / m, TW = (a.OW + m - 1) / m, T = TH * TW;
   const int64_t nob = (a.M + 15) / 16, Mb = a.M / kLanes;
 
-  // Chunks of whole 6-tile micro-tiles within the V budget; more (down to one micro-tile) and
-  // then output-block groups until there are ~4 tasks per thread.
+  // Balanced chunks of at most the V budget, their count rounded up to a multiple of the
+  // threads while chunks keep >= 8 tiles (micro-tiles of >= 4 keep the FMA chains busy; 49
+  // tiles in chunks of 7 ran as 4 + 3); then output-block groups until there are 2 tasks
+  // per thread (a 7x7 map has 16 or 4 tiles).
   const int threads = pool->available();
-  const int64_t target = threads > 1 ? 4 * threads : 1;
   const int64_t per_tile = A2 * Cb8;
-  const int64_t tb_max = std::max<int64_t>(6, kChunkFloats / per_tile / 6 * 6);
-  int64_t chunks = std::max((T + tb_max - 1) / tb_max, std::min((T + 5) / 6, (target + a.N - 1) / a.N));
+  const int64_t tb_max = std::max<int64_t>(8, kChunkFloats / per_tile);
+  int64_t chunks = (T + tb_max - 1) / tb_max;
+  if (threads > 1) {
+    const int64_t rounded = (a.N * chunks + threads - 1) / threads * threads / a.N;
+    if (rounded > chunks && T / rounded >= 8) chunks = rounded;
+  }
   const int64_t tb = (T + chunks - 1) / chunks;
   chunks = (T + tb - 1) / tb;
+  const int64_t target = threads > 1 ? 2 * threads : 1;
   const int64_t ogroups = std::min(nob, std::max<int64_t>(1, (target + a.N * chunks - 1) / (a.N * chunks)));
   const int64_t per_group = (nob + ogroups - 1) / ogroups;
 
@@ -115,7 +121,8 @@ void winograd_conv(const Variant& v, int m, const WinoConv& a, ThreadPool* pool)
     const int64_t t0 = chunk * tb, count = std::min(T, t0 + tb) - t0;
     float* V = scratch_floats(5, static_cast<size_t>(per_tile * tb));
     float* Mt = scratch_floats(6, static_cast<size_t>(A2 * 16 * tb));
-    v.wino_input[slot](WinoInput{a.x + n * a.image, a.plane, a.row, Cb, TW, t0, count, V, tb * kLanes});
+    v.wino_input[slot](WinoInput{a.x + n * Cb * a.H * a.W * kLanes, a.H, a.W, a.top, a.left, Cb, TW, t0, count, V,
+                                  tb * kLanes});
     for (int64_t ob = og * per_group; ob < std::min(nob, (og + 1) * per_group); ++ob) {
       const int64_t m0 = ob * 16;
       const int nb = static_cast<int>(std::min<int64_t>(2, (a.M - m0) / kLanes));

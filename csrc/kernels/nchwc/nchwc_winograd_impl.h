@@ -71,15 +71,26 @@ template <int M>
 void wino_input(const WinoInput& a) {
   using W = WinoMatrices<M>;
   constexpr int A = W::A;
+  const int64_t row = a.w * 8, plane = a.h * row;
   for (int64_t g = 0; g < a.groups; ++g) {
     for (int64_t t = 0; t < a.count; ++t) {
       const int64_t ty = (a.t0 + t) / a.tw, tx = (a.t0 + t) % a.tw;
-      const float* x = a.x + g * a.plane + ty * M * a.row + tx * M * 8;
+      const int64_t r0 = ty * M - a.top, c0 = tx * M - a.left;
+      const float* x = a.x + g * plane;
       wino_v8 d[A][A], u[A][A], v[A];
+      if (r0 >= 0 && c0 >= 0 && r0 + A <= a.h && c0 + A <= a.w) {
+        const float* p = x + r0 * row + c0 * 8;
 #pragma GCC unroll 8
-      for (int i = 0; i < A; ++i)
+        for (int i = 0; i < A; ++i)
 #pragma GCC unroll 8
-        for (int j = 0; j < A; ++j) d[i][j] = wino_load(x + i * a.row + j * 8);
+          for (int j = 0; j < A; ++j) d[i][j] = wino_load(p + i * row + j * 8);
+      } else {  // a border tile: zeros for the padding (and past the last row / column)
+        for (int i = 0; i < A; ++i)
+          for (int j = 0; j < A; ++j) {
+            const int64_t r = r0 + i, c = c0 + j;
+            d[i][j] = r >= 0 && r < a.h && c >= 0 && c < a.w ? wino_load(x + r * row + c * 8) : wino_v8{};
+          }
+      }
 #pragma GCC unroll 8
       for (int j = 0; j < A; ++j) wino_combine(W::BT, &d[0][j], A, &u[0][j], A);
       float* out = a.v + g * a.vstride + t * 8;
