@@ -1,12 +1,15 @@
-"""infopt.NchwcConv against infopt.FusedConv and the numpy GEMM peak, on real conv layers.
+"""infopt.NchwcConv (direct and Winograd) against infopt.FusedConv and the numpy GEMM peak.
 
     python bench/nchwc_conv.py [--threads 1,2] [--blocks 7] [--layers 3x3]
 
 Each layer runs as a one-step ``_C.Program`` with W and B constant (prepacked) and a Relu
-epilogue: (a) ``infopt.NchwcConv`` on input already in NCHWc layout (rank-4 NCHW input for the
-first ResNet conv, as the pass emits it), (b) ``infopt.FusedConv`` on NCHW. Median per block of
-calls after warm-up, providers alternating block by block; the minimum over blocks of those
-medians is reported (the machine is shared, so the least disturbed block is the best estimate).
+epilogue: (a) ``infopt.NchwcConv`` direct (``winograd=0``) on input already in NCHWc layout
+(rank-4 NCHW input for the first ResNet conv, as the pass emits it), (b) ``infopt.FusedConv`` on
+NCHW, (c) for 3x3 stride-1 layers ``infopt.NchwcConv`` as the kernel chooses by default
+(Winograd F(4x4,3x3) or F(2x2,3x3) by transformed-weight size; its GF/s count direct FLOPs).
+Median per block of calls after warm-up, providers alternating block by block; the minimum over
+blocks of those medians is reported (the machine is shared, so the least disturbed block is the
+best estimate).
 Peak: a 2048^3 float32 numpy matmul (OpenBLAS) with the same thread count, in a subprocess so
 that OPENBLAS_NUM_THREADS applies. Prints GFLOP/s, % of peak and NchwcConv's speed-up over
 FusedConv; CSV to results/nchwc_conv.csv (results/ is outside git).
@@ -43,6 +46,10 @@ LAYERS = [
     ("sq.fire2 expand 3x3 16->64", (1, 16, 55, 55), (64, 16, 3, 3), 1, 1, False),
     ("sq.fire6 expand 3x3 48->192", (1, 48, 13, 13), (192, 48, 3, 3), 1, 1, False),
     ("sq.fire9 expand 1x1 64->256", (1, 64, 13, 13), (256, 64, 1, 1), 1, 0, False),
+    ("dn.block1 3x3 128->32", (1, 128, 56, 56), (32, 128, 3, 3), 1, 1, False),
+    ("dn.block3 3x3 128->32", (1, 128, 14, 14), (32, 128, 3, 3), 1, 1, False),
+    ("inc.3b 3x3 128->192", (1, 128, 28, 28), (192, 128, 3, 3), 1, 1, False),
+    ("inc.4e 3x3 160->320", (1, 160, 14, 14), (320, 160, 3, 3), 1, 1, False),
 ]
 
 
@@ -135,7 +142,8 @@ def main() -> None:
         print(f"\nthreads={threads} clock={clock}  numpy 2048^3 matmul peak {peak:.1f} GFLOP/s")
         print(
             f"{'layer':32s} {'MFLOP':>7s} {'nchwc ms':>9s} {'GF/s':>6s} {'%pk':>5s} "
-            f"{'fused ms':>9s} {'GF/s':>6s} {'%pk':>5s} {'speedup':>7s}"
+            f"{'fused ms':>9s} {'GF/s':>6s} {'%pk':>5s} {'speedup':>7s} "
+            f"{'auto ms':>8s} {'GF/s':>6s} {'vs direct':>9s}"
         )
         for name, xs, ws, s, pad, nchw_in in LAYERS:
             if args.layers and args.layers not in name:
@@ -147,11 +155,14 @@ def main() -> None:
             b = rng.standard_normal(ws[0], dtype=np.float32)
             attrs = {"strides": [s, s], "pads": [pad] * 4, "activation": "Relu"}
             xin = x if nchw_in else to_nchwc(x)
+            runners = {
+                "nchwc": runner("infopt.NchwcConv", xin, w, b, dict(attrs, winograd=0), threads),
+                "fused": runner("infopt.FusedConv", x, w, b, attrs, threads),
+            }
+            if ws[2:] == (3, 3) and s == 1 and not nchw_in:
+                runners["auto"] = runner("infopt.NchwcConv", xin, w, b, attrs, threads)
             t = time_blocks(
-                {
-                    "nchwc": runner("infopt.NchwcConv", xin, w, b, attrs, threads),
-                    "fused": runner("infopt.FusedConv", x, w, b, attrs, threads),
-                },
+                runners,
                 args.blocks,
                 args.block_s,
                 clock_fn,
@@ -161,17 +172,28 @@ def main() -> None:
             flops = 2.0 * xs[0] * ws[0] * oh * ow * ws[1] * ws[2] * ws[3]
             tn, tf = t["nchwc"], t["fused"]
             gn, gf = flops / tn / 1e9, flops / tf / 1e9
+            ta = t.get("auto")
+            auto = f" {ta * 1e3:8.3f} {flops / ta / 1e9:6.1f} {tn / ta:8.2f}x" if ta else ""
             print(
                 f"{name:32s} {flops / 1e6:7.1f} {tn * 1e3:9.3f} {gn:6.1f} {100 * gn / peak:5.1f} "
-                f"{tf * 1e3:9.3f} {gf:6.1f} {100 * gf / peak:5.1f} {tf / tn:6.2f}x"
+                f"{tf * 1e3:9.3f} {gf:6.1f} {100 * gf / peak:5.1f} {tf / tn:6.2f}x{auto}"
             )
-            rows.append([threads, clock, name, flops, t["nchwc"], t["fused"], peak])
+            rows.append([threads, clock, name, flops, t["nchwc"], t["fused"], ta or "", peak])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         wr = csv.writer(f)
         wr.writerow(
-            ["threads", "clock", "layer", "flops", "nchwc_s", "fusedconv_s", "numpy_peak_gflops"]
+            [
+                "threads",
+                "clock",
+                "layer",
+                "flops",
+                "nchwc_s",
+                "fusedconv_s",
+                "auto_s",
+                "numpy_peak_gflops",
+            ]
         )
         wr.writerows(rows)
 
