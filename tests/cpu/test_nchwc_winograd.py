@@ -88,18 +88,10 @@ def test_winograd_auto_and_fallbacks(isa, rng, c, mo, expect_winograd):
     np.testing.assert_array_equal(fed, direct)
     plain = run_op("infopt.NchwcConv", [x, w], dict(pads, winograd=4), isa=isa, const=(1,))
     assert_close(plain, ref, rtol=1e-4, atol=1e-5)
-    for extra, kw in (
-        ({"strides": [2, 2]}, {"strides": [2, 2]}),
-        ({"dilations": [2, 2]}, {"dilations": [2, 2]}),
-    ):
-        want = to_nchwc(ref_conv(x, w, None, pads=[1, 1, 1, 1], **kw))
-        got = run_op(
-            "infopt.NchwcConv",
-            [to_nchwc(x), w],
-            dict(pads, winograd=4, **extra),
-            isa=isa,
-            const=(1,),
-        )
+    for extra in ({"strides": [2, 2]}, {"dilations": [2, 2]}):
+        want = to_nchwc(ref_conv(x, w, None, pads=[1, 1, 1, 1], **extra))
+        attrs = dict(pads, winograd=4, **extra)
+        got = run_op("infopt.NchwcConv", [to_nchwc(x), w], attrs, isa=isa, const=(1,))
         assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -152,7 +144,8 @@ def test_winograd_nan(isa, m):
         16,
     )
     assert np.isnan(got[0, :, 5:8, 5:8]).all()
-    # tile rows/columns [0, m) patch rows [0, m + 2) of the padded input = input rows < m + 1
+    # the first tile row and column read padded rows/columns [0, m + 2), input ones [0, m + 1);
+    # the last ones start past the NaN (input row 6) too
     assert np.isfinite(got[0, :, :m, :m]).all()
     assert np.isfinite(got[0, :, -m:, -m:]).all()
 

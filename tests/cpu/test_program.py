@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 from cpu_helpers import assert_close, randn, ref_conv
 
 from infopt import _C
+from infopt.testing.threads import run_in_threads
 
 
 def _chain_program(n_steps=4, threads=1, ops=("Neg", "Relu")):
@@ -249,22 +249,12 @@ def test_concurrent_runs_share_one_program(rng):
     p, ref = _cnn_program(2)
     inputs = [randn(rng, 2, 3, 8, 8) for _ in range(2)]
     expected = [p.run([x])[0] for x in inputs]
-    errors = []
 
     def worker(i):
-        try:
-            for _ in range(25):
-                out = p.run([inputs[i]])[0]
-                np.testing.assert_array_equal(out, expected[i])
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
+        for _ in range(25):
+            np.testing.assert_array_equal(p.run([inputs[i]])[0], expected[i])
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_in_threads(worker, 2)
 
 
 def test_build_errors():

@@ -4,12 +4,11 @@ first run records sizes, later runs use the plan) and checks how many inputs wer
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 from cpu_helpers import randn
 
 from infopt import _C
+from infopt.testing.threads import run_in_threads
 
 
 class Builder:
@@ -315,20 +314,11 @@ def test_python_threads_share_program(rng):
     p = _block_program(2)
     inputs = [randn(rng, 1, 4, 16, 24) for _ in range(4)]
     refs = [_block_ref(a) for a in inputs]
-    errors = []
 
     def worker(k):
-        try:
-            for i in range(30):
-                j = (k + i) % len(inputs)
-                np.testing.assert_allclose(p.run([inputs[j]])[0], refs[j], rtol=1e-5, atol=1e-6)
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
+        for i in range(30):
+            j = (k + i) % len(inputs)
+            np.testing.assert_allclose(p.run([inputs[j]])[0], refs[j], rtol=1e-5, atol=1e-6)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(worker, 3)
     assert placed(p) == 8

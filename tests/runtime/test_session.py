@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -11,6 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 import infopt
 from infopt.testing.compare import relative_l2
 from infopt.testing.oracle import ort_run
+from infopt.testing.threads import run_in_threads
 
 pytest.importorskip("infopt._C")
 
@@ -189,23 +188,14 @@ def test_ir3_initializer_inputs_can_be_overridden():
 def test_threads_share_one_session():
     proto = _model()
     sess = infopt.InferenceSession(proto)
-    errors = []
 
     def work(seed):
-        try:
-            for i in range(20):
-                feeds = _feeds(1 + (seed + i) % 7, seed=seed * 100 + i)
-                got = sess.run(None, feeds)[0]
-                assert relative_l2(np.tanh(feeds["x"] @ _w() + feeds["b"]), got) <= 1e-5
-        except Exception as exc:  # reported below, on the main thread
-            errors.append(exc)
+        for i in range(20):
+            feeds = _feeds(1 + (seed + i) % 7, seed=seed * 100 + i)
+            got = sess.run(None, feeds)[0]
+            assert relative_l2(np.tanh(feeds["x"] @ _w() + feeds["b"]), got) <= 1e-5
 
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(work, 4)
 
 
 def _w():

@@ -3,8 +3,10 @@
 // NchwcGlobalAveragePool, infopt.NchwcScaleShift (per-channel affine + activation: an inference
 // BatchNormalization). The layout and the micro-kernel are described in nchwc.h.
 //
-// NchwcConv: padded inputs are first copied into a zero-padded scratch (in parallel over
-// planes) so the micro-kernel needs no bounds checks; the copy is skipped without padding.
+// NchwcConv: a 3x3 stride-1 conv with constant weights may take Winograd (nchwc_winograd.cpp,
+// chosen in prepare()). Otherwise padded inputs are first copied into a zero-padded scratch (in
+// parallel over planes) so the micro-kernel needs no bounds checks; the copy is skipped
+// without padding.
 // Tasks are (image, 16-channel output block, output pixel range), ~4 per thread, none under
 // ~0.25 MFLOP, claimed dynamically; a 1x1 conv with an input beyond L2 instead takes stretches
 // of pixels through every block (see run()).
@@ -84,8 +86,6 @@ class NchwcConvKernel : public Kernel {
     packed_src_ = w->data;
     packed_shape_ = w->shape;
     // Winograd's transformed weights: 3x3, stride 1, dilation 1 (any input size)
-    wino_m_ = 0;
-    wino_packed_.clear();
     auto ones = [](const std::vector<int64_t>& v) { return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 1; }); };
     if (KH == 3 && KW == 3 && ones(win_.strides) && ones(win_.dilations)) {
       wino_m_ = winograd_ == -1 ? nchwc::winograd_auto_tile(M, C) : winograd_;

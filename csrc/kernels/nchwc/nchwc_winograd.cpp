@@ -113,8 +113,7 @@ void winograd_conv(const Variant& v, int m, const WinoConv& a, ThreadPool* pool)
   base.full_groups = a.C / kLanes;
   base.rem_lanes = static_cast<int>(a.C % kLanes);  // lanes past C of V hold the input's garbage
   base.kh = base.kw = 1;
-  base.ystride = tb * kLanes;
-  base.act_fn = a.act_fn;
+  base.ystride = tb * kLanes;  // no bias, residual or activation: those go with A^T M A
 
   pool->run_tasks(a.N * chunks * ogroups, [&](int64_t task) {
     const int64_t og = task % ogroups, chunk = task / ogroups % chunks, n = task / (ogroups * chunks);

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .graph import Attr, Function, Graph, Model, Node, Tensor, Value, attr_type_of
+from .graph import Attr, Function, Graph, Model, Node, Tensor, Value, attr_type_of, claim_name
 from .printer import format_graph, format_node, format_value
 from .serde import load, model_from_proto, model_to_proto, save, to_bytes
 from .types import Dim, Shape, dtype_name, from_numpy_dtype, to_numpy_dtype
@@ -21,6 +21,7 @@ __all__ = [
     "VerificationError",
     "attr_type_of",
     "check_graph",
+    "claim_name",
     "dtype_name",
     "format_graph",
     "format_node",

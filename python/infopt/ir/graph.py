@@ -224,6 +224,18 @@ def attr_type_of(value: Any) -> str:
     raise TypeError(f"cannot infer the attribute type of {type(value).__name__}")
 
 
+def claim_name(taken: set[str], base: str) -> str:
+    """``base``, or ``base__1``, ``base__2``, ... if taken; the name returned is added to
+    ``taken``. For rewrites that keep their own set of the graph's names instead of scanning
+    the graph per new value (``Graph.unique_name``)."""
+    name, k = base, 0
+    while name in taken:
+        k += 1
+        name = f"{base}__{k}"
+    taken.add(name)
+    return name
+
+
 class Graph:
     """A list of nodes kept in topological order, with graph inputs, outputs and initializers.
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto
 
-from ..ir import Model, Node, Tensor, Value
+from ..ir import Model, Node, Tensor, Value, claim_name
 from ..ops import ensure_function
 from ..ops.fused_conv import parse_op_name
 from ..ops.nchwc import BLOCK, MIN_OPSET, SLICE_OPSET, conv_name, scale_shift_name
@@ -427,9 +427,4 @@ class _Rewriter:
         return self.const_memo[id(v)]
 
     def fresh(self, base: str) -> str:
-        name, k = base, 0
-        while name in self.names:
-            k += 1
-            name = f"{base}__{k}"
-        self.names.add(name)
-        return name
+        return claim_name(self.names, base)

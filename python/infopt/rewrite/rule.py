@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ir import Graph, Model, Node, Tensor, Value, from_numpy_dtype
+from ..ir import Graph, Model, Node, Tensor, Value, claim_name, from_numpy_dtype
 from . import pattern as P
 from .tracer import Attempt, Tracer
 
@@ -181,13 +181,7 @@ class Builder:
         self._names = names
 
     def name(self, base: str) -> str:
-        base = base or "v"
-        candidate, k = base, 0
-        while candidate in self._names:
-            k += 1
-            candidate = f"{base}__{k}"
-        self._names.add(candidate)
-        return candidate
+        return claim_name(self._names, base or "v")
 
     def op(
         self,
