@@ -5,7 +5,11 @@
     python bench/cpu_models.py --stages [--models resnet50]   # where infopt's memory goes
 
 infopt runs its -O2 compilation of the model (as a user would); onnxruntime runs the original at
-ORT_ENABLE_ALL. Latency: median of alternating blocks after warm-up. GFLOP/s counts the
+ORT_ENABLE_ALL. Latency: median of alternating blocks after warm-up (15 blocks of 3 timed runs
+each, within 90 s). The ratio is the median over blocks of infopt's block median over the
+adjacent onnxruntime block's, printed with the 25th-75th percentile of those per-block ratios:
+the machines here are shared and drift by 10-40% within minutes, so runs seconds apart are
+compared with each other rather than two whole-run medians. GFLOP/s counts the
 Conv/Gemm/MatMul/Attention arithmetic of the model (direct algorithms) and is set against the
 machine's measured fp32 peak (a large numpy matmul on the same threads). It is an effective
 rate: infopt's Winograd 3x3 layers do 2.25-4x fewer multiplies than counted, so a CNN can
@@ -27,6 +31,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -217,7 +222,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--blocks", type=int, default=5)
+    ap.add_argument("--blocks", type=int, default=15)
     ap.add_argument("--per-block", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--stages", action="store_true", help="print each process's RSS per step")
@@ -225,7 +230,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import infopt
-    from infopt.runtime.bench import onnxruntime_session, time_blocks
+    from infopt.runtime.bench import block_ratios, onnxruntime_session, sample_blocks
     from infopt.testing.compare import relative_l2
     from infopt.testing.models import cache_dir
 
@@ -247,13 +252,11 @@ def main() -> None:
             "infopt": lambda s=ours, f=feeds: s.run(None, f),
             "ort": lambda s=theirs, f=feeds: s.run(None, f),
         }
-        med = time_blocks(
-            runners,
-            blocks=args.blocks,
-            per_block=args.per_block,
-            budget_s=90,
-        )
-        ratio = med["infopt"] / med["ort"]
+        samples = sample_blocks(runners, blocks=args.blocks, per_block=args.per_block, budget_s=90)
+        med = {name: statistics.median(t for b in s for t in b) for name, s in samples.items()}
+        per_block = sorted(block_ratios(samples, "infopt", "ort"))
+        ratio = statistics.median(per_block)
+        spread = (per_block[len(per_block) // 4], per_block[(3 * len(per_block)) // 4])
         ratios.append((spec, ratio))
         gflops = flops(infopt.load(path), feeds) / med["infopt"] / 1e9
         mem = (None, None, None)
@@ -278,6 +281,8 @@ def main() -> None:
                 med["infopt"] * 1e3,
                 med["ort"] * 1e3,
                 ratio,
+                *spread,
+                len(per_block),
                 gflops,
                 gflops / peak,
                 *mem,
@@ -293,7 +298,8 @@ def main() -> None:
             )
         print(
             f"{spec:<14} infopt {med['infopt'] * 1e3:8.3f} ms  onnxruntime {med['ort'] * 1e3:8.3f}"
-            f" ms  ratio {ratio:.2f}  {gflops:5.1f} effective GFLOP/s ({gflops / peak:.0%} of peak)"
+            f" ms  ratio {ratio:.2f} (blocks {spread[0]:.2f}-{spread[1]:.2f})"
+            f"  {gflops:5.1f} effective GFLOP/s ({gflops / peak:.0%} of peak)"
             f"{mem_text}  relL2 {err:.1e}  fallback {ours.fallback_ops or 'none'}"
         )
     # the goal is over the real models; the tiny model measures per-call overhead
@@ -312,6 +318,9 @@ def main() -> None:
                     "infopt_ms",
                     "ort_ms",
                     "ratio",
+                    "ratio_block_p25",
+                    "ratio_block_p75",
+                    "blocks",
                     "gflops",
                     "of_peak",
                     "infopt_rss_mb",

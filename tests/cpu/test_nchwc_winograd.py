@@ -66,15 +66,17 @@ def test_winograd_conv(isa, rng, n, c, mo, hw, pads, m, epi, threads):
 
 
 @pytest.mark.parametrize(
-    "c,mo,expect_winograd", [(64, 64, True), (256, 256, True), (13, 16, False)]
+    "c,mo,hw,expect_winograd",
+    [(64, 64, 16, True), (256, 256, 10, True), (64, 64, 10, False), (13, 16, 10, False)],
 )
-def test_winograd_auto_and_fallbacks(isa, rng, c, mo, expect_winograd):
+def test_winograd_auto_and_fallbacks(isa, rng, c, mo, hw, expect_winograd):
     # auto (no attribute) takes Winograd for ResNet's 64- and 256-channel 3x3 layers (m = 4, 2)
-    # and the direct conv for few input channels; a fed W (not constant), a strided or dilated
-    # conv and plain NCHW input take the direct conv even when forced. Every form is checked
-    # against the reference; "took Winograd" shows as a result that differs from the direct
-    # conv's bits.
-    x = randn(rng, 1, c, 10, 10)
+    # on maps large enough for it to pay (the cost model's direct conv is cheaper for 64
+    # channels at 10x10: 9 tiles computing 12x12 outputs, 4x the weights) and the direct conv for
+    # few input channels; a fed W (not constant), a strided or dilated conv and plain NCHW
+    # input take the direct conv even when forced. Every form is checked against the reference;
+    # "took Winograd" shows as a result that differs from the direct conv's bits.
+    x = randn(rng, 1, c, hw, hw)
     w = (randn(rng, mo, c, 3, 3) / np.sqrt(9 * c)).astype(np.float32)
     pads = {"pads": [1, 1, 1, 1]}
     ref = to_nchwc(ref_conv(x, w, None, pads=[1, 1, 1, 1]))

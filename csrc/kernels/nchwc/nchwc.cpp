@@ -161,8 +161,11 @@ class NchwcConvKernel : public Kernel {
     const float* zp = Z ? Z->ptr<float>() : nullptr;
     float* yp = Y.ptr<float>();
     // Winograd: weights transformed in prepare() (a 3x3, stride-1, undilated conv); it reads X
-    // in place, zeros for the padding built per border tile.
-    if (blocked && wp == packed_.data() && wino_m_) {
+    // in place, zeros for the padding built per border tile. Chosen automatically, it yields to
+    // the direct conv where this output size makes that cheaper (small maps: see conv3x3_cost).
+    const bool wino = wino_m_ && (winograd_ != -1 || nchwc::conv3x3_cost(wino_m_, N, M, C, OH, OW) <
+                                                         nchwc::conv3x3_cost(0, N, M, C, OH, OW));
+    if (blocked && wp == packed_.data() && wino) {
       const nchwc::WinoConv wc{X.ptr<float>(), H, Wd, g.pb[1], g.pb[2], N, C, M, OH, OW,
                                wino_packed_.data(), bias, zp, yp, act_, gemm::variant_for(io.isa()).activation};
       nchwc::winograd_conv(v, wino_m_, wc, pool);

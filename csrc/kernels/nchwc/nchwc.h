@@ -118,7 +118,10 @@ void pack_weights(const float* w, int64_t M, int64_t C, int64_t KH, int64_t KW, 
 // Winograd F(m x m, 3 x 3) convolution (nchwc_winograd.cpp): weights transformed once, then per
 // task a chunk of tiles transformed, multiplied per point by the variant's conv_run (as 1x1
 // convs) and transformed back with the epilogue.
-int winograd_auto_tile(int64_t M, int64_t C);  // the m auto picks for W [M, C, 3, 3], 0: direct
+int winograd_auto_tile(int64_t M, int64_t C);  // the m auto packs for W [M, C, 3, 3], 0: direct
+// Estimated cost of the conv with tile m (0: direct) for N images of OH x OW outputs: auto
+// runs the direct conv instead of its packed tile where that is cheaper for the run's shape.
+double conv3x3_cost(int m, int64_t N, int64_t M, int64_t C, int64_t OH, int64_t OW);
 int64_t wino_packed_size(int m, int64_t M, int64_t C);
 void wino_pack_weights(int m, const float* w, int64_t M, int64_t C, float* dst);
 struct WinoConv {

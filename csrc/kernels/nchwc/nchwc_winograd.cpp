@@ -55,6 +55,23 @@ int winograd_auto_tile(int64_t M, int64_t C) {
   return 0;
 }
 
+// Cost model of one 3x3 stride-1 conv, fitted in model on the dev machine (2 threads; ResNet-50,
+// SqueezeNet and DenseNet layers, whose weights come from L3/DRAM every run): multiplies at the
+// direct or the Winograd product rate, the transforms per element, and the weights read once at
+// the rate they stream in. The weight term is why Winograd loses on small maps: U is 16/9
+// (m = 2) or 4x (m = 4) the direct weights while the multiplies it saves shrink with the pixels
+// and the tiles' overhang grows (a 13x13 map in 4x4 tiles computes 16x16). Units: seconds on 2
+// threads of that machine; only the comparison matters.
+double conv3x3_cost(int m, int64_t N, int64_t M, int64_t C, int64_t OH, int64_t OW) {
+  constexpr double kDirectFlops = 150e9, kProductFlops = 110e9, kTransformSec = 0.25e-9, kWeightBytes = 10e9;
+  const double mc = static_cast<double>(M) * static_cast<double>(blocks_of(C) * kLanes);
+  if (m == 0) return 2.0 * mc * 9 * static_cast<double>(N * OH * OW) / kDirectFlops + 4.0 * mc * 9 / kWeightBytes;
+  const double a2 = (m + 2) * (m + 2);
+  const double tiles = static_cast<double>(N * ((OH + m - 1) / m) * ((OW + m - 1) / m));
+  const double elems = tiles * a2 * static_cast<double>(blocks_of(C) * kLanes + M);
+  return 2.0 * mc * a2 * tiles / kProductFlops + elems * kTransformSec + 4.0 * mc * a2 / kWeightBytes;
+}
+
 int64_t wino_packed_size(int m, int64_t M, int64_t C) { return M * (m + 2) * (m + 2) * blocks_of(C) * kLanes; }
 
 // U = G g G^T per (output, input) channel; the 16-channel block at mb (a trailing 8-channel one)

@@ -18,10 +18,11 @@ body so they may be symbolic:
   ``NchwcConvNchw<Add?><Activation?>`` takes a plain NCHW X (a first layer with few channels).
   Attributes as ``FusedConv``'s, plus ``winograd`` (int, native kernel only): for a 3x3,
   stride-1, undilated conv with constant W, -1 (default) lets the kernel choose Winograd
-  F(4x4,3x3), F(2x2,3x3) or the direct conv by the weights' size, 0 forces the direct conv, 2 or
-  4 force that Winograd tile. Winograd float32 error is larger (~3e-7 / ~6e-6 absolute per O(1)
-  output for m = 2 / 4), and a NaN or infinity in an input patch reaches every output of its
-  m x m tile.
+  F(4x4,3x3), F(2x2,3x3) or the direct conv by the weights' size, and at run time the direct
+  conv instead where its cost model finds it cheaper for the output size (small maps); 0 forces
+  the direct conv, 2 or 4 force that Winograd tile. Winograd float32 error is larger (~3e-7 /
+  ~6e-6 absolute per O(1) output for m = 2 / 4), and a NaN or infinity in an input patch
+  reaches every output of its m x m tile.
 * ``NchwcMaxPool``, ``NchwcAveragePool`` (ONNX attributes, MaxPool without storage_order) and
   ``NchwcGlobalAveragePool``: 5-D in, 5-D out; padded lanes stay 0.
 * ``NchwcScaleShift<Activation?>(X, scale, shift)``: ``act(X * scale[c] + shift[c])`` with X and

@@ -17,15 +17,16 @@ from ..testing.compare import relative_l2
 from ..testing.inputs import random_feeds
 
 
-def time_blocks(
+def sample_blocks(
     runners: dict[str, Callable[[], object]],
     blocks: int = 5,
     per_block: int = 3,
     warmup: int = 2,
     budget_s: float = 60.0,
     settle_s: float = 0.15,
-) -> dict[str, float]:
-    """Median seconds per call of each runner, measured in alternating blocks.
+) -> dict[str, list[list[float]]]:
+    """Seconds of each timed call, block by block, the runners alternating block by block (their
+    order reversed every other block, so neither always follows the other).
 
     Each block starts with untimed runs for ``settle_s`` (at least one): the previous runner's
     thread pool may still be spinning on the cores, which would otherwise be charged to the
@@ -36,21 +37,40 @@ def time_blocks(
     for run in runners.values():
         for _ in range(warmup):
             run()
-    samples: dict[str, list[float]] = {name: [] for name in runners}
+    samples: dict[str, list[list[float]]] = {name: [] for name in runners}
+    order = list(runners)
     start = time.perf_counter()
-    for _ in range(blocks):
-        for name, run in runners.items():
+    for b in range(blocks):
+        for name in order if b % 2 == 0 else order[::-1]:
+            run = runners[name]
             settle_until = time.perf_counter() + settle_s
             run()
             while time.perf_counter() < settle_until:
                 run()
+            block = []
             for _ in range(per_block):
                 t = time.perf_counter()
                 run()
-                samples[name].append(time.perf_counter() - t)
+                block.append(time.perf_counter() - t)
+            samples[name].append(block)
         if time.perf_counter() - start > budget_s:
             break
-    return {name: statistics.median(s) for name, s in samples.items()}
+    return samples
+
+
+def time_blocks(runners: dict[str, Callable[[], object]], **kwargs) -> dict[str, float]:
+    """Median seconds per call of each runner over all timed calls of ``sample_blocks``."""
+    samples = sample_blocks(runners, **kwargs)
+    return {name: statistics.median(t for block in s for t in block) for name, s in samples.items()}
+
+
+def block_ratios(samples: dict[str, list[list[float]]], a: str, b: str) -> list[float]:
+    """Per block, ``a``'s median call over ``b``'s in the same block: pairs measured seconds
+    apart, so a slow minute of a shared machine weighs on both sides of its ratio."""
+    return [
+        statistics.median(x) / statistics.median(y)
+        for x, y in zip(samples[a], samples[b], strict=True)
+    ]
 
 
 def onnxruntime_session(path: str | os.PathLike, threads: int, level: str = "ORT_ENABLE_ALL"):
@@ -104,4 +124,4 @@ def compare_latency(original: Path, compiled: Path, threads: int = 0) -> list[st
     return rows
 
 
-__all__ = ["compare_latency", "onnxruntime_session", "time_blocks"]
+__all__ = ["block_ratios", "compare_latency", "onnxruntime_session", "sample_blocks", "time_blocks"]
