@@ -14,6 +14,7 @@ instead of wall time, which keeps the comparison meaningful on a machine shared 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import statistics
@@ -40,6 +41,20 @@ class Case:
     ort_opset: int = 17
     ort_domain: str = ""
     ort_attrs: dict | None = None
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int):
+    """numpy's BLAS pinned to ``threads`` (threadpoolctl), as the runtimes are; without
+    threadpoolctl numpy keeps its own count and the numpy column says so."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("(threadpoolctl not installed: numpy uses its default BLAS threads)")
+        yield
+        return
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
 
 
 def cases(rng: np.random.Generator) -> list[Case]:
@@ -102,6 +117,10 @@ def cases(rng: np.random.Generator) -> list[Case]:
                 ref=lambda a, b: a @ b,
             )
         )
+    # the issue's SGEMM bar: square sizes against numpy's OpenBLAS, B fed (packed every call,
+    # as numpy does)
+    for n in (256, 512, 1024, 2048):
+        out.append(Case(f"sgemm square {n}", "MatMul", [f(n, n), f(n, n)], ref=lambda a, b: a @ b))
     out.append(
         Case(
             "matmul batched 12x128x32x128",
@@ -321,7 +340,8 @@ def main() -> None:
         # numpy's BLAS threads are invisible to the thread clock: wall clock only
         if "numpy" in providers and c.ref is not None and args.clock == "wall":
             runners["numpy"] = lambda c=c: c.ref(*c.inputs)
-        med = time_blocks(runners, args.blocks, args.per_block, clock, budget_s=20)
+        with blas_threads(args.threads):
+            med = time_blocks(runners, args.blocks, args.per_block, clock, budget_s=20)
         ms = {k: v * 1e3 for k, v in med.items()}
         ratio = (
             ms["infopt"] / ms["onnxruntime"]
