@@ -14,7 +14,6 @@ instead of wall time, which keeps the comparison meaningful on a machine shared 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import math
 import statistics
@@ -43,18 +42,15 @@ class Case:
     ort_attrs: dict | None = None
 
 
-@contextlib.contextmanager
-def blas_threads(threads: int):
-    """numpy's BLAS pinned to ``threads`` (threadpoolctl), as the runtimes are; without
-    threadpoolctl numpy keeps its own count and the numpy column says so."""
+def pin_blas_threads(threads: int) -> None:
+    """numpy's BLAS pinned to ``threads`` for the rest of the process (threadpoolctl), as the
+    runtimes are; without threadpoolctl numpy keeps its own count, and this says so."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         print("(threadpoolctl not installed: numpy uses its default BLAS threads)")
-        yield
         return
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
+    threadpool_limits(limits=threads, user_api="blas")
 
 
 def cases(rng: np.random.Generator) -> list[Case]:
@@ -324,6 +320,8 @@ def main() -> None:
         ap.error("--clock thread measures the calling thread only; use it with --threads 1")
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
     providers = args.provider.split(",")
+    if "numpy" in providers:
+        pin_blas_threads(args.threads)
     rng = np.random.default_rng(0)
     rows = [["case", "threads", "clock", "infopt_ms", "onnxruntime_ms", "numpy_ms", "ratio_vs_ort"]]
     want = [w for w in args.cases.split(",") if w]
@@ -340,8 +338,7 @@ def main() -> None:
         # numpy's BLAS threads are invisible to the thread clock: wall clock only
         if "numpy" in providers and c.ref is not None and args.clock == "wall":
             runners["numpy"] = lambda c=c: c.ref(*c.inputs)
-        with blas_threads(args.threads):
-            med = time_blocks(runners, args.blocks, args.per_block, clock, budget_s=20)
+        med = time_blocks(runners, args.blocks, args.per_block, clock, budget_s=20)
         ms = {k: v * 1e3 for k, v in med.items()}
         ratio = (
             ms["infopt"] / ms["onnxruntime"]

@@ -230,7 +230,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import infopt
-    from infopt.runtime.bench import block_ratios, onnxruntime_session, sample_blocks
+    from infopt.runtime.bench import (
+        block_medians,
+        block_ratios,
+        onnxruntime_session,
+        sample_blocks,
+    )
     from infopt.testing.compare import relative_l2
     from infopt.testing.models import cache_dir
 
@@ -253,7 +258,7 @@ def main() -> None:
             "ort": lambda s=theirs, f=feeds: s.run(None, f),
         }
         samples = sample_blocks(runners, blocks=args.blocks, per_block=args.per_block, budget_s=90)
-        med = {name: statistics.median(t for b in s for t in b) for name, s in samples.items()}
+        med = block_medians(samples)
         per_block = sorted(block_ratios(samples, "infopt", "ort"))
         ratio = statistics.median(per_block)
         spread = (per_block[len(per_block) // 4], per_block[(3 * len(per_block)) // 4])

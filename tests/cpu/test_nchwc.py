@@ -240,32 +240,38 @@ def test_nchwc_conv_packed_weight_released(isa, rng):
         assert_close(y, to_nchwc(ref_conv(x, w, b, pads=[1, 1, 1, 1])), rtol=RTOL, atol=ATOL)
 
 
+def run_residual_pair(x, conv1, conv2, attrs, threads, isa):
+    """Relu(conv2(x) + conv1(x)) as two NchwcConv steps, the second taking the first's output
+    as its residual Z (which dies there), read back to NCHW: (output, the one shape plan)."""
+    p = _C.Program(threads, isa)
+    x_id, w1, b1, z_id, w2, b2, y_id, out_id = (
+        p.add_value(n) for n in ("x", "w1", "b1", "z", "w2", "b2", "y", "out")
+    )
+    for vid, arr in zip((w1, b1, w2, b2), (*conv1, *conv2), strict=True):
+        p.set_constant(vid, arr)
+    p.add_native_step("infopt.NchwcConv", [x_id, w1, b1], [z_id], attrs)
+    p.add_native_step(
+        "infopt.NchwcConv", [x_id, w2, b2, z_id], [y_id], dict(attrs, activation="Relu")
+    )
+    p.add_native_step("infopt.ReorderFromNchwc", [y_id], [out_id], {"channels": len(conv1[1])})
+    p.set_io([x_id], [out_id])
+    (got,) = p.run([to_nchwc(x)])
+    (info,) = p.plans()
+    return got, info
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("k,hw,c,m", [(1, (13, 11), 24, 48), (3, (9, 7), 13, 40)])
 def test_nchwc_conv_residual_in_place(isa, rng, threads, k, hw, c, m):
     # z = conv1(x) lives in the arena and dies at conv2(x, z): conv2's output takes z's buffer
     # (inplace_inputs), reading each Z tile just before storing over it. Weights big enough
     # (k=3, c=13 -> 2 groups) or small, one tile per task or several.
-    p = _C.Program(threads, isa)
-    x_id, w1, b1, z_id, w2, b2, y_id, out_id = (
-        p.add_value(n) for n in ("x", "w1", "b1", "z", "w2", "b2", "y", "out")
-    )
     x, wa, ba = _conv_inputs(rng, 1, c, m, hw, (k, k))
     _, wb, bb = _conv_inputs(rng, 1, c, m, hw, (k, k))
-    for vid, arr in ((w1, wa), (b1, ba), (w2, wb), (b2, bb)):
-        p.set_constant(vid, arr)
-    pads = {"pads": [k // 2] * 4}
-    p.add_native_step("infopt.NchwcConv", [x_id, w1, b1], [z_id], pads)
-    p.add_native_step(
-        "infopt.NchwcConv", [x_id, w2, b2, z_id], [y_id], dict(pads, activation="Relu")
-    )
-    p.add_native_step("infopt.ReorderFromNchwc", [y_id], [out_id], {"channels": m})
-    p.set_io([x_id], [out_id])
-    (got,) = p.run([to_nchwc(x)])
+    got, info = run_residual_pair(x, (wa, ba), (wb, bb), {"pads": [k // 2] * 4}, threads, isa)
     za = ref_conv(x, wa, ba, pads=[k // 2] * 4)
     want = np.maximum(ref_conv(x, wb, bb, pads=[k // 2] * 4) + za, 0)
     assert_close(got, want, rtol=RTOL, atol=ATOL)
-    (info,) = p.plans()
     # z and y share one arena buffer of [1, m/8, H, W, 8] floats
     assert info["arena_values"] == 1 and info["arena_bytes"] < 2 * m * hw[0] * hw[1] * 4
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from cpu_helpers import assert_close, randn, ref_conv, run_op
-from test_nchwc import ACTS, EPILOGUES, from_nchwc, to_nchwc
-
-from infopt import _C
+from test_nchwc import ACTS, EPILOGUES, from_nchwc, run_residual_pair, to_nchwc
 
 ATOL = {2: 1e-5, 4: 1e-4}
 ATOL_VS_SCALAR = {2: 1e-5, 4: 5e-5}
@@ -103,27 +101,14 @@ def test_winograd_residual_in_place(isa, rng, threads, m):
     # conv2 writes Y over its dying residual z (inplace_inputs): each output pixel of a tile
     # reads its Z just before the store, as in the direct conv.
     c, mo, hw = 24, 40, (13, 11)
-    p = _C.Program(threads, isa)
-    x_id, w1, b1, z_id, w2, b2, y_id, out_id = (
-        p.add_value(s) for s in ("x", "w1", "b1", "z", "w2", "b2", "y", "out")
-    )
     x = randn(rng, 1, c, *hw)
     wa, wb = ((randn(rng, mo, c, 3, 3) / np.sqrt(9 * c)).astype(np.float32) for _ in range(2))
     ba, bb = randn(rng, mo), randn(rng, mo)
-    for vid, arr in ((w1, wa), (b1, ba), (w2, wb), (b2, bb)):
-        p.set_constant(vid, arr)
     attrs = {"pads": [1, 1, 1, 1], "winograd": m}
-    p.add_native_step("infopt.NchwcConv", [x_id, w1, b1], [z_id], attrs)
-    p.add_native_step(
-        "infopt.NchwcConv", [x_id, w2, b2, z_id], [y_id], dict(attrs, activation="Relu")
-    )
-    p.add_native_step("infopt.ReorderFromNchwc", [y_id], [out_id], {"channels": mo})
-    p.set_io([x_id], [out_id])
-    (got,) = p.run([to_nchwc(x)])
+    got, info = run_residual_pair(x, (wa, ba), (wb, bb), attrs, threads, isa)
     pads = [1, 1, 1, 1]
     want = np.maximum(ref_conv(x, wb, bb, pads=pads) + ref_conv(x, wa, ba, pads=pads), 0)
     assert_close(got, want, rtol=1e-4, atol=ATOL[m])
-    (info,) = p.plans()
     assert info["arena_values"] == 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infopt.runtime.bench import block_ratios, sample_blocks, time_blocks
+from infopt.runtime.bench import block_medians, block_ratios, sample_blocks
 
 
 def test_sample_blocks_alternates_and_reverses_order():
@@ -35,8 +35,6 @@ def test_block_ratios_pair_blocks_in_order():
         block_ratios({"x": [[1.0]], "y": []}, "x", "y")
 
 
-def test_time_blocks_is_the_median_of_all_timed_calls():
-    medians = time_blocks(
-        {"a": lambda: None, "b": lambda: None}, blocks=2, per_block=2, settle_s=0.0
-    )
-    assert set(medians) == {"a", "b"} and all(m >= 0 for m in medians.values())
+def test_block_medians_pool_every_timed_call():
+    samples = {"x": [[5.0, 1.0], [2.0, 9.0, 3.0]], "y": [[4.0]]}
+    assert block_medians(samples) == {"x": 3.0, "y": 4.0}

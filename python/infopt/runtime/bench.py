@@ -58,10 +58,21 @@ def sample_blocks(
     return samples
 
 
-def time_blocks(runners: dict[str, Callable[[], object]], **kwargs) -> dict[str, float]:
-    """Median seconds per call of each runner over all timed calls of ``sample_blocks``."""
-    samples = sample_blocks(runners, **kwargs)
+def block_medians(samples: dict[str, list[list[float]]]) -> dict[str, float]:
+    """Median seconds per call of each runner over all its timed calls."""
     return {name: statistics.median(t for block in s for t in block) for name, s in samples.items()}
+
+
+def time_blocks(
+    runners: dict[str, Callable[[], object]],
+    blocks: int = 5,
+    per_block: int = 3,
+    warmup: int = 2,
+    budget_s: float = 60.0,
+    settle_s: float = 0.15,
+) -> dict[str, float]:
+    """Median seconds per call of each runner, measured by ``sample_blocks``."""
+    return block_medians(sample_blocks(runners, blocks, per_block, warmup, budget_s, settle_s))
 
 
 def block_ratios(samples: dict[str, list[list[float]]], a: str, b: str) -> list[float]:
@@ -124,4 +135,11 @@ def compare_latency(original: Path, compiled: Path, threads: int = 0) -> list[st
     return rows
 
 
-__all__ = ["block_ratios", "compare_latency", "onnxruntime_session", "sample_blocks", "time_blocks"]
+__all__ = [
+    "block_medians",
+    "block_ratios",
+    "compare_latency",
+    "onnxruntime_session",
+    "sample_blocks",
+    "time_blocks",
+]
