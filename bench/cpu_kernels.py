@@ -4,8 +4,12 @@
 
 Each case is one node: infopt runs it as a one-step ``_C.Program`` (constant weights set as
 constants, so prepacking applies), onnxruntime as a one-node model with the same initializers,
-numpy as a float32 expression. Median of alternating blocks after warm-up; ratio is
-infopt / onnxruntime (below 1: infopt faster). CSV to results/cpu_kernels.csv.
+numpy as a float32 expression. Each provider's time is the median of its calls over blocks that
+alternate between providers (``runtime.bench.sample_blocks``: each block starts with
+``--settle`` seconds of untimed runs, so the previous provider's spinning threads are not
+charged to the next); a ratio is the median over blocks of infopt's block median over the
+rival's adjacent block median (below 1: infopt faster), against onnxruntime and against numpy.
+CSV to results/cpu_kernels.csv.
 
 ``--clock thread`` (only with ``--threads 1``) times each call by the calling thread's CPU time
 instead of wall time, which keeps the comparison meaningful on a machine shared with other jobs.
@@ -26,6 +30,7 @@ import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
 from infopt import _C
+from infopt.runtime.bench import block_medians, block_ratios, sample_blocks
 
 
 @dataclass
@@ -202,24 +207,12 @@ def cases(rng: np.random.Generator) -> list[Case]:
     return out
 
 
-def time_blocks(
-    runners: dict[str, Callable[[], object]], blocks: int, per_block: int, clock, budget_s: float
-) -> dict[str, float]:
-    """Median seconds per call of each runner, providers alternating block by block."""
-    for run in runners.values():
-        run()
-        run()
-    samples: dict[str, list[float]] = {name: [] for name in runners}
-    start = time.perf_counter()
-    for _ in range(blocks):
-        for name, run in runners.items():
-            for _ in range(per_block):
-                t = clock()
-                run()
-                samples[name].append(clock() - t)
-        if time.perf_counter() - start > budget_s:
-            break
-    return {name: statistics.median(s) for name, s in samples.items()}
+def paired_ratio(samples: dict[str, list[list[float]]], a: str, b: str) -> float:
+    """Median over blocks of ``a``'s block median / ``b``'s adjacent block median (nan when
+    either was not run)."""
+    if a not in samples or b not in samples:
+        return math.nan
+    return statistics.median(block_ratios(samples, a, b))
 
 
 def _np_attention(q, k, v, m):
@@ -314,6 +307,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=7)
     ap.add_argument("--per-block", type=int, default=5)
     ap.add_argument("--clock", choices=["wall", "thread"], default="wall")
+    ap.add_argument("--settle", type=float, default=0.15, help="untimed seconds before each block")
     ap.add_argument("--out", default="results/cpu_kernels.csv")
     args = ap.parse_args()
     if args.clock == "thread" and args.threads != 1:
@@ -323,7 +317,18 @@ def main() -> None:
     if "numpy" in providers:
         pin_blas_threads(args.threads)
     rng = np.random.default_rng(0)
-    rows = [["case", "threads", "clock", "infopt_ms", "onnxruntime_ms", "numpy_ms", "ratio_vs_ort"]]
+    rows = [
+        [
+            "case",
+            "threads",
+            "clock",
+            "infopt_ms",
+            "onnxruntime_ms",
+            "numpy_ms",
+            "ratio_vs_ort",
+            "ratio_vs_numpy",
+        ]
+    ]
     want = [w for w in args.cases.split(",") if w]
     for c in cases(rng):
         if want and not any(w in c.name for w in want):
@@ -338,13 +343,11 @@ def main() -> None:
         # numpy's BLAS threads are invisible to the thread clock: wall clock only
         if "numpy" in providers and c.ref is not None and args.clock == "wall":
             runners["numpy"] = lambda c=c: c.ref(*c.inputs)
-        med = time_blocks(runners, args.blocks, args.per_block, clock, budget_s=20)
-        ms = {k: v * 1e3 for k, v in med.items()}
-        ratio = (
-            ms["infopt"] / ms["onnxruntime"]
-            if "infopt" in ms and "onnxruntime" in ms
-            else float("nan")
+        samples = sample_blocks(
+            runners, args.blocks, args.per_block, budget_s=20, settle_s=args.settle, clock=clock
         )
+        ms = {k: v * 1e3 for k, v in block_medians(samples).items()}
+        ratio, ratio_np = (paired_ratio(samples, "infopt", r) for r in ("onnxruntime", "numpy"))
         rows.append(
             [
                 c.name,
@@ -352,12 +355,14 @@ def main() -> None:
                 args.clock,
                 *(f"{ms.get(p, float('nan')):.4f}" for p in ("infopt", "onnxruntime", "numpy")),
                 f"{ratio:.2f}",
+                f"{ratio_np:.2f}",
             ]
         )
         print(
             f"{c.name:36s} infopt {ms.get('infopt', math.nan):9.3f} ms"
             f"  ort {ms.get('onnxruntime', math.nan):9.3f}"
-            f" ms  numpy {ms.get('numpy', float('nan')):9.3f} ms  ratio {ratio:5.2f}",
+            f" ms  numpy {ms.get('numpy', float('nan')):9.3f} ms  ratio {ratio:5.2f}"
+            f"  vs numpy {ratio_np:5.2f}",
             flush=True,
         )
     out = Path(args.out)

@@ -127,24 +127,53 @@ void pack_b_block(const Matrix& B, int64_t k0, int64_t kc, int64_t j0, int64_t n
   }
 }
 
+// The macro-kernel: C[ic : ic+mc, jc : jc+nc] (=|+=) Ap (mc x kc packed) * Bp (kc x nc packed),
+// the epilogue applied when this is the last K block.
+void macro_kernel(const Variant& v, const float* apb, int64_t mc, const float* bp, int64_t nc, int64_t kc,
+                  float* C, int64_t ldc, int64_t ic, int64_t jc, bool first, bool last, const Epilogue& ep) {
+  const int mr = v.mr, nr = v.nr;
+  alignas(64) float tile[16 * 16];
+  const bool fused_ep = last && v.ukernel_ep && simple_epilogue(ep);
+  for (int64_t jr = 0; jr < nc; jr += nr) {
+    const int64_t n = std::min<int64_t>(nr, nc - jr);
+    const float* bpp = bp + jr * kc;
+    for (int64_t ir = 0; ir < mc; ir += mr) {
+      const int64_t m = std::min<int64_t>(mr, mc - ir);
+      float* c = C + (ic + ir) * ldc + (jc + jr);
+      const float* app = apb + ir * kc;
+      if (fused_ep && n == nr && (m == mr || (m <= 4 && v.ukernel_small))) {
+        v.ukernel_ep(m, kc, app, bpp, c, ldc, !first, ep, ic + ir, jc + jr);
+        continue;
+      }
+      if (m == mr && n == nr) {
+        v.ukernel(kc, app, bpp, c, ldc, !first);
+      } else if (n == nr && m <= 4 && v.ukernel_small) {
+        v.ukernel_small(m, kc, app, bpp, c, ldc, !first);
+      } else {
+        // Edge tile: compute the full tile into scratch, copy the valid part.
+        if (!first) {
+          for (int64_t i = 0; i < m; ++i) std::memcpy(tile + i * nr, c + i * ldc, sizeof(float) * n);
+        }
+        v.ukernel(kc, app, bpp, tile, nr, !first);
+        for (int64_t i = 0; i < m; ++i) std::memcpy(c + i * ldc, tile + i * nr, sizeof(float) * n);
+      }
+      if (last) v.epilogue(c, ldc, m, n, ic + ir, jc + jr, ep);
+    }
+  }
+}
+
 // Serial blocked GEMM on the C block rows [m0, m1) x cols [n0, n1).
 void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const Matrix& A,
                 const Matrix& B, float* C, int64_t ldc, const Epilogue& ep, const PackedA* packed,
                 const PackedB* packed_b, const BPacker* packer = nullptr) {
   if (packer) packed_b = nullptr;
-  const int mr = v.mr, nr = v.nr;
-  const int64_t MC = kMC / mr * mr, NC = kNC / nr * nr;
+  const int64_t MC = kMC / v.mr * v.mr, NC = kNC / v.nr * v.nr;
   float* bp_scratch = packed_b ? nullptr : scratch_floats(0, static_cast<size_t>(kKC * NC));
   float* ap = packed ? nullptr : scratch_floats(1, static_cast<size_t>(kKC * MC));
-  alignas(64) float tile[16 * 16];
-  const bool simple_ep = v.ukernel_ep && simple_epilogue(ep);
-
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = std::min(NC, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
-      const bool first = pc == 0, last = pc + kc >= K;
-      const bool fused_ep = last && simple_ep;
       const float* bp;
       if (packed_b) {
         bp = packed_b->block(pc, jc, kc);
@@ -152,7 +181,7 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
         packer->fill(packer->ctx, pc, kc, jc, nc, bp_scratch);
         bp = bp_scratch;
       } else {
-        pack_b_block(B, pc, kc, jc, nc, nr, bp_scratch);
+        pack_b_block(B, pc, kc, jc, nc, v.nr, bp_scratch);
         bp = bp_scratch;
       }
       for (int64_t ic = m0; ic < m1; ic += MC) {
@@ -164,32 +193,7 @@ void gemm_block(const Variant& v, int64_t m0, int64_t m1, int64_t n0, int64_t n1
           pack_a_block(v, A, ic, mc, pc, kc, ap);
           apb = ap;
         }
-        for (int64_t jr = 0; jr < nc; jr += nr) {
-          const int64_t n = std::min<int64_t>(nr, nc - jr);
-          const float* bpp = bp + jr * kc;
-          for (int64_t ir = 0; ir < mc; ir += mr) {
-            const int64_t m = std::min<int64_t>(mr, mc - ir);
-            float* c = C + (ic + ir) * ldc + (jc + jr);
-            const float* app = apb + ir * kc;
-            if (fused_ep && n == nr && (m == mr || (m <= 4 && v.ukernel_small))) {
-              v.ukernel_ep(m, kc, app, bpp, c, ldc, !first, ep, ic + ir, jc + jr);
-              continue;
-            }
-            if (m == mr && n == nr) {
-              v.ukernel(kc, app, bpp, c, ldc, !first);
-            } else if (n == nr && m <= 4 && v.ukernel_small) {
-              v.ukernel_small(m, kc, app, bpp, c, ldc, !first);
-            } else {
-              // Edge tile: compute the full tile into scratch, copy the valid part.
-              if (!first) {
-                for (int64_t i = 0; i < m; ++i) std::memcpy(tile + i * nr, c + i * ldc, sizeof(float) * n);
-              }
-              v.ukernel(kc, app, bpp, tile, nr, !first);
-              for (int64_t i = 0; i < m; ++i) std::memcpy(c + i * ldc, tile + i * nr, sizeof(float) * n);
-            }
-            if (last) v.epilogue(c, ldc, m, n, ic + ir, jc + jr, ep);
-          }
-        }
+        macro_kernel(v, apb, mc, bp, nc, kc, C, ldc, ic, jc, pc == 0, pc + kc >= K, ep);
       }
     }
   }

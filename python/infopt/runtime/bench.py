@@ -24,16 +24,18 @@ def sample_blocks(
     warmup: int = 2,
     budget_s: float = 60.0,
     settle_s: float = 0.15,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[list[float]]]:
-    """Seconds of each timed call, block by block, the runners alternating block by block (their
-    order reversed every other block, so neither always follows the other).
+    """Seconds of each timed call (by ``clock``), block by block, the runners alternating block
+    by block (their order reversed every other block, so neither always follows the other).
 
     Each block starts with untimed runs for ``settle_s`` (at least one): the previous runner's
     thread pool may still be spinning on the cores, which would otherwise be charged to the
     first timed runs of whoever comes next. onnxruntime's intra-op workers (default settings,
     2 threads) keep a core busy for ~60 ms after each run (their CPU time in /proc, sampled
     every 10 ms after a SqueezeNet run): a 50 ms settle left the first timed runs of the next
-    block sharing the cores with it."""
+    block sharing the cores with it. numpy's OpenBLAS (2 threads) spins a core for ~115 ms
+    after each matmul."""
     for run in runners.values():
         for _ in range(warmup):
             run()
@@ -49,9 +51,9 @@ def sample_blocks(
                 run()
             block = []
             for _ in range(per_block):
-                t = time.perf_counter()
+                t = clock()
                 run()
-                block.append(time.perf_counter() - t)
+                block.append(clock() - t)
             samples[name].append(block)
         if time.perf_counter() - start > budget_s:
             break
