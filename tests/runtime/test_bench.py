@@ -38,3 +38,17 @@ def test_block_ratios_pair_blocks_in_order():
 def test_block_medians_pool_every_timed_call():
     samples = {"x": [[5.0, 1.0], [2.0, 9.0, 3.0]], "y": [[4.0]]}
     assert block_medians(samples) == {"x": 3.0, "y": 4.0}
+
+
+def test_sample_blocks_times_with_the_given_clock():
+    ticks = iter(range(1000))
+    samples = sample_blocks(
+        {"a": lambda: None},
+        blocks=2,
+        per_block=2,
+        warmup=0,
+        settle_s=0.0,
+        clock=lambda: next(ticks),
+    )
+    # each timed call reads the clock twice, consecutive ticks: every sample is exactly one tick
+    assert samples == {"a": [[1, 1], [1, 1]]}
