@@ -47,15 +47,16 @@ class Case:
     ort_attrs: dict | None = None
 
 
-def pin_blas_threads(threads: int) -> None:
+def pin_blas_threads(threads: int) -> bool:
     """numpy's BLAS pinned to ``threads`` for the rest of the process (threadpoolctl), as the
-    runtimes are; without threadpoolctl numpy keeps its own count, and this says so."""
+    runtimes are; without threadpoolctl numpy keeps its own count, and this says so (False)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         print("(threadpoolctl not installed: numpy uses its default BLAS threads)")
-        return
+        return False
     threadpool_limits(limits=threads, user_api="blas")
+    return True
 
 
 def cases(rng: np.random.Generator) -> list[Case]:
@@ -314,8 +315,7 @@ def main() -> None:
         ap.error("--clock thread measures the calling thread only; use it with --threads 1")
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
     providers = args.provider.split(",")
-    if "numpy" in providers:
-        pin_blas_threads(args.threads)
+    blas_pinned = "numpy" in providers and pin_blas_threads(args.threads)
     rng = np.random.default_rng(0)
     rows = [
         [
@@ -340,8 +340,8 @@ def main() -> None:
             r = ort_runner(c, args.threads)
             if r is not None:
                 runners["onnxruntime"] = r
-        # numpy's BLAS threads are invisible to the thread clock: wall clock only
-        if "numpy" in providers and c.ref is not None and args.clock == "wall":
+        # the thread clock sees numpy's BLAS only when it is pinned to the calling thread
+        if "numpy" in providers and c.ref is not None and (args.clock == "wall" or blas_pinned):
             runners["numpy"] = lambda c=c: c.ref(*c.inputs)
         samples = sample_blocks(
             runners, args.blocks, args.per_block, budget_s=20, settle_s=args.settle, clock=clock
