@@ -223,3 +223,28 @@ def test_callers_model_is_left_alone_and_its_arrays_may_change(tmp_path):
     x = _x(5)
     (y,) = sess.run(None, {"x": x})
     np.testing.assert_allclose(y, _reference(x, w, b), **TOL)
+
+
+# outputs from 160 B to 480 KB (past malloc's mmap threshold, where freed blocks get reused)
+@pytest.mark.parametrize("rows", [1, 7, 300, 3000])
+def test_outputs_aligned_and_owned_per_run(rows):
+    """Every run hands out its own 64-byte aligned output: freeing one run's result and running
+    again (the allocator reusing that block) never changes a result still held."""
+    w, b = _weights(3)
+    p = _C.Program(1)
+    x_id, w_id, b_id, y_id = (p.add_value(n) for n in ("x", "w", "b", "y"))
+    p.set_constant(w_id, w)
+    p.set_constant(b_id, b)
+    p.add_native_step("infopt.FusedMatMul", [x_id, w_id, b_id], [y_id], {"activation": "Relu"})
+    p.set_io([x_id], [y_id])
+    rng = np.random.default_rng(rows)
+    xs = [rng.standard_normal((rows, K)).astype(np.float32) for _ in range(4)]
+    kept = p.run([xs[0]])[0]
+    for x in xs[1:]:
+        y = p.run([x])[0]
+        assert y.ctypes.data % 64 == 0
+        np.testing.assert_allclose(y, _reference(x, w, b), **TOL)
+        del y
+        gc.collect()
+    assert kept.ctypes.data % 64 == 0
+    np.testing.assert_allclose(kept, _reference(xs[0], w, b), **TOL)
