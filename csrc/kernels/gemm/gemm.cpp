@@ -133,7 +133,10 @@ void macro_kernel(const Variant& v, const float* apb, int64_t mc, const float* b
                   float* C, int64_t ldc, int64_t ic, int64_t jc, bool first, bool last, const Epilogue& ep) {
   const int mr = v.mr, nr = v.nr;
   alignas(64) float tile[16 * 16];
-  const bool fused_ep = last && v.ukernel_ep && simple_epilogue(ep);
+  // A plain product (MatMul) has nothing to apply: the plain kernel stores it. The fused kernel
+  // would call its per-row epilogue, spilling ten accumulators around each call.
+  const bool apply_ep = last && !identity_epilogue(ep);
+  const bool fused_ep = apply_ep && v.ukernel_ep && simple_epilogue(ep);
   for (int64_t jr = 0; jr < nc; jr += nr) {
     const int64_t n = std::min<int64_t>(nr, nc - jr);
     const float* bpp = bp + jr * kc;
@@ -157,7 +160,7 @@ void macro_kernel(const Variant& v, const float* apb, int64_t mc, const float* b
         v.ukernel(kc, app, bpp, tile, nr, !first);
         for (int64_t i = 0; i < m; ++i) std::memcpy(c + i * ldc, tile + i * nr, sizeof(float) * n);
       }
-      if (last) v.epilogue(c, ldc, m, n, ic + ir, jc + jr, ep);
+      if (apply_ep) v.epilogue(c, ldc, m, n, ic + ir, jc + jr, ep);
     }
   }
 }

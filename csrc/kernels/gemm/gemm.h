@@ -86,6 +86,11 @@ struct Variant {
   PackAPanel pack_a_panel = nullptr;
 };
 
+// Nothing to apply: C is the product itself.
+inline bool identity_epilogue(const Epilogue& ep) {
+  return ep.alpha == 1.f && !ep.bias.ptr && !ep.residual.ptr && ep.act.kind == Act::None;
+}
+
 // The epilogues a UKernelEp handles: alpha 1; bias absent, constant along a row
 // (per output channel of a conv: cs 0) or the same row for every row (MatMul's
 // bias: rs 0, cs 1); residual contiguous along a row or absent; activation

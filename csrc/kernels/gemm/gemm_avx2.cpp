@@ -2,6 +2,7 @@
 // Only this file (and other *_avx2.cpp) is compiled with -mavx2 -mfma.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/elementwise/vmath_avx2.h"
@@ -73,33 +74,45 @@ void kernel_6x16(int64_t kc, const float* a, const float* b, float* c, int64_t l
   __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
   __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-  for (int i = 0; i < MR; ++i) _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+  auto step = [&](int64_t n) {
 #pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 b0 = _mm256_load_ps(b);
-    const __m256 b1 = _mm256_load_ps(b + 8);
-    _mm_prefetch(reinterpret_cast<const char*>(b + 128), _MM_HINT_T0);
-    __m256 av = _mm256_broadcast_ss(a + 0);
-    c00 = _mm256_fmadd_ps(av, b0, c00);
-    c01 = _mm256_fmadd_ps(av, b1, c01);
-    av = _mm256_broadcast_ss(a + 1);
-    c10 = _mm256_fmadd_ps(av, b0, c10);
-    c11 = _mm256_fmadd_ps(av, b1, c11);
-    av = _mm256_broadcast_ss(a + 2);
-    c20 = _mm256_fmadd_ps(av, b0, c20);
-    c21 = _mm256_fmadd_ps(av, b1, c21);
-    av = _mm256_broadcast_ss(a + 3);
-    c30 = _mm256_fmadd_ps(av, b0, c30);
-    c31 = _mm256_fmadd_ps(av, b1, c31);
-    av = _mm256_broadcast_ss(a + 4);
-    c40 = _mm256_fmadd_ps(av, b0, c40);
-    c41 = _mm256_fmadd_ps(av, b1, c41);
-    av = _mm256_broadcast_ss(a + 5);
-    c50 = _mm256_fmadd_ps(av, b0, c50);
-    c51 = _mm256_fmadd_ps(av, b1, c51);
-    a += MR;
-    b += NR;
+    for (int64_t k = 0; k < n; ++k) {
+      const __m256 b0 = _mm256_load_ps(b);
+      const __m256 b1 = _mm256_load_ps(b + 8);
+      _mm_prefetch(reinterpret_cast<const char*>(b + 128), _MM_HINT_T0);
+      __m256 av = _mm256_broadcast_ss(a + 0);
+      c00 = _mm256_fmadd_ps(av, b0, c00);
+      c01 = _mm256_fmadd_ps(av, b1, c01);
+      av = _mm256_broadcast_ss(a + 1);
+      c10 = _mm256_fmadd_ps(av, b0, c10);
+      c11 = _mm256_fmadd_ps(av, b1, c11);
+      av = _mm256_broadcast_ss(a + 2);
+      c20 = _mm256_fmadd_ps(av, b0, c20);
+      c21 = _mm256_fmadd_ps(av, b1, c21);
+      av = _mm256_broadcast_ss(a + 3);
+      c30 = _mm256_fmadd_ps(av, b0, c30);
+      c31 = _mm256_fmadd_ps(av, b1, c31);
+      av = _mm256_broadcast_ss(a + 4);
+      c40 = _mm256_fmadd_ps(av, b0, c40);
+      c41 = _mm256_fmadd_ps(av, b1, c41);
+      av = _mm256_broadcast_ss(a + 5);
+      c50 = _mm256_fmadd_ps(av, b0, c50);
+      c51 = _mm256_fmadd_ps(av, b1, c51);
+      a += MR;
+      b += NR;
+    }
+  };
+  // The C rows are prefetched one per `spread` k steps, not all six at the start: with a row
+  // stride that is a multiple of 4 KiB (N = 1024, 2048) the six rows fall in one L1 set, where
+  // the B panel holds four ways, and rows fetched early were evicted again before the final
+  // loads (perf, 2048^3: the C loads took 8.5% of the kernel's samples, spread 2.2%).
+  const int64_t spread = std::min<int64_t>(16, kc / MR);
+  int64_t k = 0;
+  for (int i = 0; i < MR; ++i, k += spread) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    step(spread);
   }
+  step(kc - k);
   finish_row<EP>(c + 0 * ldc, c00, c01, accumulate, ep, i0 + 0, j0);
   finish_row<EP>(c + 1 * ldc, c10, c11, accumulate, ep, i0 + 1, j0);
   finish_row<EP>(c + 2 * ldc, c20, c21, accumulate, ep, i0 + 2, j0);
