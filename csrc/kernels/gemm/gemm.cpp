@@ -133,8 +133,8 @@ void macro_kernel(const Variant& v, const float* apb, int64_t mc, const float* b
                   float* C, int64_t ldc, int64_t ic, int64_t jc, bool first, bool last, const Epilogue& ep) {
   const int mr = v.mr, nr = v.nr;
   alignas(64) float tile[16 * 16];
-  // A plain product (MatMul) has nothing to apply: the plain kernel stores it. The fused kernel
-  // would call its per-row epilogue, spilling ten accumulators around each call.
+  // A plain product (MatMul) has no epilogue: the plain kernel stores it, without the fused
+  // kernel's per-row epilogue calls (which spill the accumulators around each call).
   const bool apply_ep = last && !identity_epilogue(ep);
   const bool fused_ep = apply_ep && v.ukernel_ep && simple_epilogue(ep);
   for (int64_t jr = 0; jr < nc; jr += nr) {
