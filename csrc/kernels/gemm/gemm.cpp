@@ -7,6 +7,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <sys/mman.h>
+
 #include "runtime/tensor.h"
 #include "runtime/thread_pool.h"
 
@@ -59,6 +61,32 @@ Activation parse_activation(const std::string& op, const std::string& name, cons
     throw std::invalid_argument(op + ": attribute 'activation' has unsupported value '" + name + "'");
   }
   return a;
+}
+
+namespace {
+// Packs of 4 MiB and more (fully connected weights, large conv layers) are streamed from memory
+// on every run; on 2 MiB pages the stream takes no TLB misses. Measured on a 1-row Gemm with
+// 4096x4096 packed weights (in process, alternating with 4 KiB pages): 1 thread 7.4 -> 9.1 GB/s,
+// 2 threads 13.2 -> 15.0 GB/s (numpy advises its own arrays of 4 MiB and more the same way).
+constexpr size_t kHugePage = size_t(2) << 20;
+bool huge_pack(size_t bytes) { return bytes >= 2 * kHugePage; }
+}  // namespace
+
+void* allocate_weights(size_t bytes) {
+  if (!huge_pack(bytes)) return ::operator new(bytes, std::align_val_t(64));
+  void* p = ::operator new(bytes, std::align_val_t(kHugePage));
+#ifdef MADV_HUGEPAGE
+  madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: failure changes nothing
+#endif
+  return p;
+}
+
+void free_weights(void* p, size_t bytes) {
+  if (huge_pack(bytes)) {
+    ::operator delete(p, std::align_val_t(kHugePage));
+  } else {
+    ::operator delete(p, std::align_val_t(64));
+  }
 }
 
 namespace {

@@ -121,6 +121,11 @@ struct PackedA {
 
 PackedA pack_a(const Variant& v, int64_t M, int64_t K, Matrix A);
 
+// Packed-weight storage: 64-byte aligned (micro-kernels use aligned loads); blocks of 4 MiB
+// and more are 2 MiB aligned and advised into transparent huge pages.
+void* allocate_weights(size_t bytes);
+void free_weights(void* p, size_t bytes);
+
 // std::vector storage on 64-byte boundaries (micro-kernels use aligned loads of B).
 template <class T>
 struct AlignedAlloc {
@@ -128,8 +133,8 @@ struct AlignedAlloc {
   AlignedAlloc() = default;
   template <class U>
   AlignedAlloc(const AlignedAlloc<U>&) {}
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  T* allocate(size_t n) { return static_cast<T*>(allocate_weights(n * sizeof(T))); }
+  void deallocate(T* p, size_t n) { free_weights(p, n * sizeof(T)); }
   bool operator==(const AlignedAlloc&) const { return true; }
   bool operator!=(const AlignedAlloc&) const { return false; }
 };
