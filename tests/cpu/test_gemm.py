@@ -139,6 +139,27 @@ def test_gemm_prepacked_b(isa, rng, m, n, k, trans_b):
         assert_close(y, ref, rtol=1e-4, atol=1e-4)
 
 
+# One row (a batch-1 fully connected layer) takes the row kernel over four 16-wide panels at
+# a time where it has one (AVX2), the leftover panels the ordinary path; K > 256 accumulates
+# across K blocks, and the epilogue (bias, activation) is applied after the row kernel.
+@pytest.mark.parametrize("n", [64, 65, 127, 200, 1000])
+@pytest.mark.parametrize("k", [1, 9, 300, 600])
+@pytest.mark.parametrize("act", ["", "Relu", "Gelu"])
+def test_one_row_gemm_over_many_panels(isa, rng, n, k, act):
+    a, b, c = randn(rng, 1, k), randn(rng, n, k), randn(rng, n)
+    ref = ACTS[act](a.astype(np.float64) @ b.T.astype(np.float64) + c)
+    for const, threads in (((1, 2), 1), ((1, 2), 2), ((), 2)):
+        y = run_op(
+            "infopt.FusedGemm",
+            [a, b, c],
+            {"transB": 1, "activation": act},
+            isa=isa,
+            const=const,
+            threads=threads,
+        )
+        assert_close(y, ref, rtol=rtol_for(k), atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "shape_a,shape_b", [((3, 2, 9), (9, 17)), ((1, 300), (300, 33)), ((2, 1, 5, 16), (1, 16, 8))]
 )

@@ -165,7 +165,19 @@ void macro_kernel(const Variant& v, const float* apb, int64_t mc, const float* b
   // kernel's per-row epilogue calls (which spill the accumulators around each call).
   const bool apply_ep = last && !identity_epilogue(ep);
   const bool fused_ep = apply_ep && v.ukernel_ep && simple_epilogue(ep);
-  for (int64_t jr = 0; jr < nc; jr += nr) {
+  int64_t jr0 = 0;
+  if (mc == 1 && v.ukernel_row) {
+    // A single row (batch-1 fully connected) streams B: several panels at once (UKernelRow).
+    // 1-row Gemm over 4096x4096 packed weights, in process against one panel at a time:
+    // 11.0 -> 13.4 GB/s on 1 thread, 14.5 -> 16.5 on 2.
+    const int64_t span = int64_t{v.row_panels} * nr;
+    for (; jr0 + span <= nc; jr0 += span) {
+      float* c = C + ic * ldc + jc + jr0;
+      v.ukernel_row(kc, apb, bp + jr0 * kc, kc * nr, c, !first);
+      if (apply_ep) v.epilogue(c, ldc, 1, span, ic, jc + jr0, ep);
+    }
+  }
+  for (int64_t jr = jr0; jr < nc; jr += nr) {
     const int64_t n = std::min<int64_t>(nr, nc - jr);
     const float* bpp = bp + jr * kc;
     for (int64_t ir = 0; ir < mc; ir += mr) {

@@ -74,6 +74,13 @@ using UKernelEp = void (*)(int64_t m, int64_t kc, const float* a, const float* b
 // kc columns into dst, k-major (dst[k*mr + i] = src[i*rs + k]). May be null (generic loop).
 using PackAPanel = void (*)(const float* src, int64_t rs, int64_t kc, float* dst);
 
+// One row of C over `panels` consecutive full nr-wide B panels (each kc x nr, `panel_stride`
+// floats apart): c[0, 0 : panels*nr] (=|+=) a (a packed mr-row panel, row 0 used) * B. Reading
+// the panels side by side keeps several memory streams in flight, which a 1-row product (a
+// batch-1 fully connected layer) is bound by. May be null.
+using UKernelRow = void (*)(int64_t kc, const float* a, const float* b, int64_t panel_stride, float* c,
+                            bool accumulate);
+
 struct Variant {
   const char* name;
   Isa isa;
@@ -84,6 +91,8 @@ struct Variant {
   UKernelSmall ukernel_small;
   UKernelEp ukernel_ep = nullptr;
   PackAPanel pack_a_panel = nullptr;
+  UKernelRow ukernel_row = nullptr;
+  int row_panels = 0;  // panels ukernel_row reads at once
 };
 
 // Nothing to apply: C is the product itself.

@@ -185,6 +185,34 @@ void ukernel_small(int64_t m, int64_t kc, const float* a, const float* b, float*
   }
 }
 
+constexpr int kRowPanels = 4;
+
+// One row over four 16-wide panels: eight accumulators, four B streams read side by side.
+void ukernel_row4(int64_t kc, const float* a, const float* b, int64_t panel_stride, float* c, bool accumulate) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0, s6 = s0, s7 = s0;
+  const float* b0 = b;
+  const float* b1 = b + panel_stride;
+  const float* b2 = b + 2 * panel_stride;
+  const float* b3 = b + 3 * panel_stride;
+  for (int64_t k = 0; k < kc; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(b0 + 256), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b1 + 256), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b2 + 256), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(b3 + 256), _MM_HINT_T0);
+    const __m256 x = _mm256_broadcast_ss(a);
+    s0 = _mm256_fmadd_ps(x, _mm256_load_ps(b0), s0), s1 = _mm256_fmadd_ps(x, _mm256_load_ps(b0 + 8), s1);
+    s2 = _mm256_fmadd_ps(x, _mm256_load_ps(b1), s2), s3 = _mm256_fmadd_ps(x, _mm256_load_ps(b1 + 8), s3);
+    s4 = _mm256_fmadd_ps(x, _mm256_load_ps(b2), s4), s5 = _mm256_fmadd_ps(x, _mm256_load_ps(b2 + 8), s5);
+    s6 = _mm256_fmadd_ps(x, _mm256_load_ps(b3), s6), s7 = _mm256_fmadd_ps(x, _mm256_load_ps(b3 + 8), s7);
+    a += MR;
+    b0 += NR, b1 += NR, b2 += NR, b3 += NR;
+  }
+  finish_row<false>(c, s0, s1, accumulate, nullptr, 0, 0);
+  finish_row<false>(c + 16, s2, s3, accumulate, nullptr, 0, 0);
+  finish_row<false>(c + 32, s4, s5, accumulate, nullptr, 0, 0);
+  finish_row<false>(c + 48, s6, s7, accumulate, nullptr, 0, 0);
+}
+
 // m == MR or m <= 4 rows of a full 16-wide panel, epilogue in registers.
 void ukernel_ep(int64_t m, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool accumulate,
                 const Epilogue& ep, int64_t i0, int64_t j0) {
@@ -237,7 +265,8 @@ void pack_a_panel6(const float* src, int64_t rs, int64_t kc, float* dst) {
 const Variant& avx2_variant() {
   static const Variant v{"infopt_f32_gemm__avx2_6x16", Isa::Avx2, isa_avx2::MR, isa_avx2::NR,
                          isa_avx2::ukernel_6x16, isa_avx2::apply_epilogue, isa_avx2::apply_activation,
-                         isa_avx2::ukernel_small, isa_avx2::ukernel_ep, isa_avx2::pack_a_panel6};
+                         isa_avx2::ukernel_small, isa_avx2::ukernel_ep, isa_avx2::pack_a_panel6,
+                         isa_avx2::ukernel_row4, isa_avx2::kRowPanels};
   return v;
 }
 
